@@ -1,0 +1,120 @@
+/*
+ * The layer contract. Each layer kind lives in its own file under
+ * core/layers/ and exports one const cnn_layer_kind: how to read its options,
+ * how to infer its output shape and declare its parameters, and its forward
+ * and backward kernels. The graph (net.c) owns all memory: it calls infer,
+ * then binds the layer's pointers into its arenas, then runs the kernels.
+ *
+ * Layout: float32, NCHW. A shape here is per sample; the batch size is
+ * l->batch for the current pass (at most l->max_batch, fixed at build time).
+ */
+#ifndef CNN_LAYER_H
+#define CNN_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "opts.h"
+
+#define CNN_MAX_INPUTS 8
+#define CNN_MAX_PARAMS 4
+#define CNN_NAME_MAX 64
+
+typedef struct cnn_shape {
+    size_t c, h, w;
+} cnn_shape;
+
+static inline size_t cnn_shape_size(cnn_shape s) { return s.c * s.h * s.w; }
+
+typedef enum cnn_init {
+    CNN_INIT_ZERO,
+    CNN_INIT_ONE,
+    CNN_INIT_HE,       /* normal, std sqrt(2 / fan_in) (He et al. 2015) */
+    CNN_INIT_GLOROT    /* uniform, limit sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010) */
+} cnn_init;
+
+/* A named tensor a layer owns: trainable parameters (weights, biases, batch
+ * norm's gamma and beta) and non-trainable buffers (running statistics).
+ * The layer's infer fills everything above `data`; the graph binds data and
+ * grad into its flat arenas. */
+typedef struct cnn_param {
+    char name[24];       /* "weight", "bias", "gamma", "running_mean", ... */
+    size_t ndim;
+    size_t dims[4];      /* e.g. conv weight: [filters][channels/groups][kh][kw] */
+    size_t size;         /* product of dims */
+    cnn_init init;
+    size_t fan_in, fan_out;
+    int trainable;       /* 0: a buffer, updated by the layer itself */
+    int decay;           /* weight decay applies (weights yes; biases, norms no) */
+    float *data;         /* [size] */
+    float *grad;         /* [size]; NULL for buffers */
+} cnn_param;
+
+typedef struct cnn_layer cnn_layer;
+
+typedef struct cnn_layer_kind {
+    const char *name;          /* as written in YAML: "conv" */
+    const char *summary;       /* one line for `cnn help layers` */
+    size_t settings_size;      /* size of the kind's private settings struct */
+    size_t min_inputs, max_inputs;
+    /* Read options into l->settings (zeroed, settings_size bytes). Must call
+     * the cnn_opts getters for every key it accepts; the graph then calls
+     * cnn_opts_finish. */
+    cnn_status (*parse)(cnn_layer *l, cnn_opts *o, cnn_error *e);
+    /* From l->in[] (and l->max_batch): set l->out, declare l->params,
+     * l->saved_per_sample, l->work_size and l->macs. Shape errors name the
+     * layer (l->name) and the offending shapes. */
+    cnn_status (*infer)(cnn_layer *l, cnn_error *e);
+    /* y = f(x). l->training says train or eval mode. */
+    void (*forward)(cnn_layer *l);
+    /* Given dy, ADD input gradients into dx[i] (skip where dx[i] is NULL)
+     * and ADD parameter gradients into params[j].grad. Runs after forward
+     * of the same batch in training mode. */
+    void (*backward)(cnn_layer *l);
+    /* Optional: a short description of the settings for `cnn summary`,
+     * e.g. "5x5 s1 p2". */
+    void (*describe)(const cnn_layer *l, char *buf, size_t n);
+} cnn_layer_kind;
+
+struct cnn_layer {
+    const cnn_layer_kind *kind;
+    char name[CNN_NAME_MAX];
+    void *settings;                 /* kind's private struct */
+
+    /* set by the graph before infer */
+    size_t ninputs;
+    size_t input_ids[CNN_MAX_INPUTS]; /* graph node ids; 0 is the network input */
+    cnn_shape in[CNN_MAX_INPUTS];
+    size_t max_batch;
+
+    /* set by infer */
+    cnn_shape out;
+    cnn_param params[CNN_MAX_PARAMS];
+    size_t nparams;
+    size_t saved_per_sample;  /* floats kept from forward to backward, per sample */
+    size_t work_size;         /* scratch floats, for a whole batch of max_batch */
+    size_t macs;              /* multiply-accumulates per sample, forward */
+
+    /* bound by the graph */
+    size_t batch;                    /* samples in this pass, <= max_batch */
+    int training;                    /* 1 in a training pass */
+    uint64_t *rng;                   /* the net's training RNG (dropout, noise) */
+    const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] */
+    float *dx[CNN_MAX_INPUTS];       /* [batch][in[i]], accumulate; NULL = not needed */
+    float *y;                        /* [batch][out] */
+    float *dy;                       /* [batch][out] */
+    float *saved;                    /* [max_batch][saved_per_sample] */
+    float *work;                     /* [work_size], shared between layers */
+};
+
+/* Declare parameter j of layer l (used by infer). dims has ndim entries. */
+cnn_param *cnn_layer_param(cnn_layer *l, const char *name, size_t ndim,
+                           const size_t *dims, cnn_init init, size_t fan_in,
+                           size_t fan_out, int trainable, int decay);
+
+/* The registry: every layer kind, keyed by its YAML name. */
+const cnn_layer_kind *cnn_layer_kind_find(const char *name);
+extern const cnn_layer_kind *const cnn_layer_kinds[];
+extern const size_t cnn_layer_kind_count;
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * batchnorm: batch normalisation (Ioffe & Szegedy 2015) per channel over
+ * the batch and spatial positions (N, H, W), as PyTorch's BatchNorm2d; on a
+ * (C,1,1) input (after dense) it is BatchNorm1d.
+ *
+ *   training: mean and biased variance of the batch normalise x;
+ *             running = (1 - momentum) * running + momentum * batch, where
+ *             the running variance takes the unbiased batch variance
+ *   eval:     the running statistics normalise x
+ *   y = gamma * (x - mean) / sqrt(var + eps) + beta
+ *
+ * Options: momentum in [0, 1] (default 0.1), eps > 0 (default 1e-5).
+ * Parameters gamma (ones) and beta (zeros), trainable without weight decay;
+ * buffers running_mean (zeros) and running_var (ones).
+ *
+ * Each pass touches a channel's data twice: statistics (sums of values
+ * shifted by the channel's first value, for accuracy) then the output.
+ * Backward recomputes x - mean from the input instead of keeping x-hat, so
+ * the only state saved between forward and backward is the batch mean and
+ * 1/sqrt(var + eps) per channel: 2C floats at the start of l->saved.
+ */
+#include <math.h>
+#include <stdio.h>
+#include "layer.h"
+
+enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
+
+typedef struct bn_settings {
+    float momentum, eps;
+} bn_settings;
+
+static cnn_status bn_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
+{
+    bn_settings *s = l->settings;
+    double momentum, eps;
+    cnn_status st = cnn_opts_float(o, "momentum", 0.1, 0.0, 1.0, &momentum, e);
+    if (st != CNN_OK)
+        return st;
+    st = cnn_opts_float(o, "eps", 1e-5, 0.0, 1.0, &eps, e);
+    if (st != CNN_OK)
+        return st;
+    if (!(eps > 0.0)) {
+        const cnn_opt *opt = cnn_opts_find(o, "eps");
+        return cnn_error_at(e, CNN_ERR_CONFIG, opt ? opt->line : 0,
+                            opt ? opt->col : 0,
+                            "%s: 'eps' must be positive, got %g",
+                            o->context ? o->context : l->name, eps);
+    }
+    s->momentum = (float)momentum;
+    s->eps = (float)eps;
+    return CNN_OK;
+}
+
+static cnn_status bn_infer(cnn_layer *l, cnn_error *e)
+{
+    const size_t c = l->in[0].c;
+    const size_t mb = l->max_batch ? l->max_batch : 1;
+    (void)e;
+    l->out = l->in[0];
+    cnn_layer_param(l, "gamma", 1, &c, CNN_INIT_ONE, 0, 0, 1, 0);
+    cnn_layer_param(l, "beta", 1, &c, CNN_INIT_ZERO, 0, 0, 1, 0);
+    cnn_layer_param(l, "running_mean", 1, &c, CNN_INIT_ZERO, 0, 0, 0, 0);
+    cnn_layer_param(l, "running_var", 1, &c, CNN_INIT_ONE, 0, 0, 0, 0);
+    l->saved_per_sample = (2 * c + mb - 1) / mb;   /* 2C floats in all */
+    l->macs = cnn_shape_size(l->in[0]);
+    return CNN_OK;
+}
+
+/* Add sum(x - shift) and sum((x - shift)^2) over x[0..n) to *s1, *s2.
+ * Eight float lanes let the compiler vectorise; rows are summed in double. */
+static void row_sums(const float *x, size_t n, float shift, double *s1,
+                     double *s2)
+{
+    float a[8] = {0}, b[8] = {0};
+    double t1 = 0, t2 = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            float d = x[i + j] - shift;
+            a[j] += d;
+            b[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - shift;
+        t1 += d;
+        t2 += d * d;
+    }
+    for (size_t j = 0; j < 8; j++) {
+        t1 += a[j];
+        t2 += b[j];
+    }
+    *s1 += t1;
+    *s2 += t2;
+}
+
+/* Add sum(dy) and sum(dy * (x - mean)) over [0..n) to *sdy, *sdyx. */
+static void row_dots(const float *dy, const float *x, size_t n, float mean,
+                     double *sdy, double *sdyx)
+{
+    float a[8] = {0}, b[8] = {0};
+    double t1 = 0, t2 = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++) {
+            a[j] += dy[i + j];
+            b[j] += dy[i + j] * (x[i + j] - mean);
+        }
+    for (; i < n; i++) {
+        t1 += dy[i];
+        t2 += (double)dy[i] * ((double)x[i] - mean);
+    }
+    for (size_t j = 0; j < 8; j++) {
+        t1 += a[j];
+        t2 += b[j];
+    }
+    *sdy += t1;
+    *sdyx += t2;
+}
+
+static void bn_forward(cnn_layer *l)
+{
+    const bn_settings *s = l->settings;
+    const size_t C = l->out.c, P = l->out.h * l->out.w, S = C * P;
+    const size_t N = l->batch, M = N * P;
+    const float *gamma = l->params[BN_GAMMA].data;    /* [C] */
+    const float *beta = l->params[BN_BETA].data;      /* [C] */
+    float *rmean = l->params[BN_MEAN].data;           /* [C] */
+    float *rvar = l->params[BN_VAR].data;             /* [C] */
+    float *bmean = l->saved, *binv = l->saved + C;    /* [C] each */
+    for (size_t c = 0; c < C; c++) {
+        float mean, inv;
+        if (l->training) {
+            const float shift = l->x[0][c * P];
+            double s1 = 0, s2 = 0;
+            for (size_t n = 0; n < N; n++)
+                row_sums(l->x[0] + n * S + c * P, P, shift, &s1, &s2);
+            double d = s1 / (double)M;
+            double var = s2 / (double)M - d * d;
+            if (var < 0)
+                var = 0;
+            double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
+            mean = (float)(shift + d);
+            inv = (float)(1.0 / sqrt(var + s->eps));
+            bmean[c] = mean;
+            binv[c] = inv;
+            rmean[c] = (1.0f - s->momentum) * rmean[c] + s->momentum * mean;
+            rvar[c] = (1.0f - s->momentum) * rvar[c]
+                      + s->momentum * (float)unbiased;
+        } else {
+            mean = rmean[c];
+            inv = 1.0f / sqrtf(rvar[c] + s->eps);
+        }
+        const float a = gamma[c] * inv, b = beta[c] - mean * a;
+        for (size_t n = 0; n < N; n++) {
+            const float *x = l->x[0] + n * S + c * P;   /* [P] */
+            float *y = l->y + n * S + c * P;            /* [P] */
+            for (size_t p = 0; p < P; p++)
+                y[p] = x[p] * a + b;
+        }
+    }
+}
+
+/* In training, x-hat depends on x through the batch statistics too:
+ *   dx = gamma*inv * (dy - mean(dy) - xhat * mean(dy * xhat)).
+ * After an eval forward the statistics are constants: dx = gamma*inv*dy. */
+static void bn_backward(cnn_layer *l)
+{
+    const bn_settings *s = l->settings;
+    const size_t C = l->out.c, P = l->out.h * l->out.w, S = C * P;
+    const size_t N = l->batch, M = N * P;
+    const float *gamma = l->params[BN_GAMMA].data;    /* [C] */
+    float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
+    float *dbeta = l->params[BN_BETA].grad;           /* [C] */
+    float *dxs = l->dx[0];                            /* [batch][C][P] */
+    for (size_t c = 0; c < C; c++) {
+        float mean, inv;
+        if (l->training) {
+            mean = l->saved[c];
+            inv = l->saved[C + c];
+        } else {
+            mean = l->params[BN_MEAN].data[c];
+            inv = 1.0f / sqrtf(l->params[BN_VAR].data[c] + s->eps);
+        }
+        double sdy = 0, sdyx = 0;
+        for (size_t n = 0; n < N; n++)
+            row_dots(l->dy + n * S + c * P, l->x[0] + n * S + c * P, P, mean,
+                     &sdy, &sdyx);
+        if (dgamma)
+            dgamma[c] += (float)(sdyx * inv);
+        if (dbeta)
+            dbeta[c] += (float)sdy;
+        if (!dxs)
+            continue;
+        /* dx = A*dy + B*(x - mean) + K */
+        const float A = gamma[c] * inv;
+        float B = 0, K = 0;
+        if (l->training) {
+            B = (float)(-(double)A * inv * inv * sdyx / (double)M);
+            K = (float)(-(double)A * sdy / (double)M);
+        }
+        for (size_t n = 0; n < N; n++) {
+            const float *dy = l->dy + n * S + c * P;    /* [P] */
+            const float *x = l->x[0] + n * S + c * P;   /* [P] */
+            float *dx = dxs + n * S + c * P;            /* [P] */
+            for (size_t p = 0; p < P; p++)
+                dx[p] += A * dy[p] + B * (x[p] - mean) + K;
+        }
+    }
+}
+
+static void bn_describe(const cnn_layer *l, char *buf, size_t n)
+{
+    const bn_settings *s = l->settings;
+    snprintf(buf, n, "momentum %g eps %g", (double)s->momentum, (double)s->eps);
+}
+
+const cnn_layer_kind cnn_layer_batchnorm = {
+    .name = "batchnorm",
+    .summary = "batch normalisation per channel (momentum 0.1, eps 1e-5)",
+    .settings_size = sizeof(bn_settings),
+    .min_inputs = 1, .max_inputs = 1,
+    .parse = bn_parse,
+    .infer = bn_infer,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .describe = bn_describe,
+};

@@ -1,0 +1,52 @@
+/*
+ * relu: y = max(x, 0), elementwise; the output shape is the input shape.
+ * Backward passes the gradient where the output is positive, so it reads
+ * only y and would stay correct if the graph ever ran it in place.
+ */
+#include "layer.h"
+
+static cnn_status relu_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
+{
+    (void)l; (void)o; (void)e;
+    return CNN_OK;
+}
+
+static cnn_status relu_infer(cnn_layer *l, cnn_error *e)
+{
+    (void)e;
+    l->out = l->in[0];
+    l->macs = 0;
+    return CNN_OK;
+}
+
+static void relu_forward(cnn_layer *l)
+{
+    size_t n = l->batch * cnn_shape_size(l->out);
+    const float *x = l->x[0];   /* [batch][c][h][w] */
+    float *y = l->y;            /* [batch][c][h][w] */
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_backward(cnn_layer *l)
+{
+    size_t n = l->batch * cnn_shape_size(l->out);
+    const float *y = l->y, *dy = l->dy;   /* [batch][c][h][w] */
+    float *dx = l->dx[0];                 /* [batch][c][h][w] */
+    if (!dx)
+        return;
+    for (size_t i = 0; i < n; i++)
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+const cnn_layer_kind cnn_layer_relu = {
+    .name = "relu",
+    .summary = "rectified linear unit, y = max(x, 0)",
+    .settings_size = 0,
+    .min_inputs = 1, .max_inputs = 1,
+    .parse = relu_parse,
+    .infer = relu_infer,
+    .forward = relu_forward,
+    .backward = relu_backward,
+    .describe = NULL,
+};

@@ -1,0 +1,53 @@
+/*
+ * sigmoid: y = 1 / (1 + exp(-x)), elementwise. For very negative x, exp(-x)
+ * overflows to infinity and y becomes 0, which is the right limit. Backward
+ * uses dy/dx = y (1 - y), so it reads only y.
+ */
+#include <math.h>
+#include "layer.h"
+
+static cnn_status sigmoid_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
+{
+    (void)l; (void)o; (void)e;
+    return CNN_OK;
+}
+
+static cnn_status sigmoid_infer(cnn_layer *l, cnn_error *e)
+{
+    (void)e;
+    l->out = l->in[0];
+    l->macs = 0;
+    return CNN_OK;
+}
+
+static void sigmoid_forward(cnn_layer *l)
+{
+    size_t n = l->batch * cnn_shape_size(l->out);
+    const float *x = l->x[0];   /* [batch][c][h][w] */
+    float *y = l->y;            /* [batch][c][h][w] */
+    for (size_t i = 0; i < n; i++)
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+static void sigmoid_backward(cnn_layer *l)
+{
+    size_t n = l->batch * cnn_shape_size(l->out);
+    const float *y = l->y, *dy = l->dy;   /* [batch][c][h][w] */
+    float *dx = l->dx[0];                 /* [batch][c][h][w] */
+    if (!dx)
+        return;
+    for (size_t i = 0; i < n; i++)
+        dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+const cnn_layer_kind cnn_layer_sigmoid = {
+    .name = "sigmoid",
+    .summary = "logistic sigmoid, y = 1 / (1 + exp(-x))",
+    .settings_size = 0,
+    .min_inputs = 1, .max_inputs = 1,
+    .parse = sigmoid_parse,
+    .infer = sigmoid_infer,
+    .forward = sigmoid_forward,
+    .backward = sigmoid_backward,
+    .describe = NULL,
+};

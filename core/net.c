@@ -1,0 +1,437 @@
+/*
+ * The layer graph (see net.h): name resolution, topological order, shape
+ * inference, the one-time memory plan, and the forward and backward passes.
+ *
+ * Node ids: 0 is the network input, 1..n are the layers in the order the
+ * spec lists them. net->layers holds them in topological order.
+ */
+#include "net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loss.h"
+#include "rng.h"
+
+#define ALIGN_FLOATS 16   /* 64-byte alignment for every buffer in an arena */
+
+static size_t round_up(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+static float *arena_alloc(size_t nfloats, const char *what, cnn_error *e)
+{
+    size_t bytes = round_up(nfloats ? nfloats : 1) * sizeof(float);
+    void *p = NULL;
+    if (nfloats > ((size_t)1 << 40) || posix_memalign(&p, 64, bytes)) {
+        cnn_error_set(e, CNN_ERR_NOMEM, "out of memory allocating %s (%zu MiB)",
+                      what, bytes >> 20);
+        return NULL;
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* Generated name for an unnamed layer: kind plus the first free number. */
+static void generate_name(char *out, const char *kind, const cnn_layer_spec *specs,
+                          size_t n, char names[][CNN_NAME_MAX], size_t named)
+{
+    for (unsigned k = 1;; k++) {
+        snprintf(out, CNN_NAME_MAX, "%s%u", kind, k);
+        int taken = !strcmp(out, "input");
+        for (size_t i = 0; i < n && !taken; i++)
+            if (specs[i].name && !strcmp(specs[i].name, out)) taken = 1;
+        for (size_t i = 0; i < named && !taken; i++)
+            if (!strcmp(names[i], out)) taken = 1;
+        if (!taken) return;
+    }
+}
+
+static cnn_status spec_error(cnn_error *e, cnn_status s, const cnn_layer_spec *sp)
+{
+    if (e && !e->line && sp->line) { e->line = sp->line; e->col = sp->col; }
+    return s;
+}
+
+/* Resolve names to node ids, put layers in topological order, check that
+ * every layer's output is used. ids[i][k]: node id of input k of spec i. */
+static cnn_status resolve(const cnn_model_spec *spec, char names[][CNN_NAME_MAX],
+                          size_t (*ids)[CNN_MAX_INPUTS], size_t *nin,
+                          size_t *order, cnn_error *e)
+{
+    size_t n = spec->nlayers;
+    for (size_t i = 0; i < n; i++) {
+        const cnn_layer_spec *sp = &spec->layers[i];
+        if (sp->name) {
+            if (strlen(sp->name) >= CNN_NAME_MAX || !sp->name[0])
+                return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                    "layer name '%s' must have 1 to %d characters", sp->name,
+                    CNN_NAME_MAX - 1), sp);
+            if (!strcmp(sp->name, "input"))
+                return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                    "layer name 'input' is reserved for the network input"), sp);
+            snprintf(names[i], CNN_NAME_MAX, "%s", sp->name);
+        } else {
+            generate_name(names[i], sp->kind, spec->layers, n, names, i);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(names[i], names[j]))
+                return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                    "two layers are named '%s' (layers %zu and %zu)", names[i],
+                    j + 1, i + 1), sp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cnn_layer_spec *sp = &spec->layers[i];
+        if (!sp->inputs || !sp->ninputs) {
+            nin[i] = 1;
+            ids[i][0] = i;   /* the previous node: input for the first layer */
+            continue;
+        }
+        if (sp->ninputs > CNN_MAX_INPUTS)
+            return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                "layer '%s' has %zu inputs; at most %d are allowed", names[i],
+                sp->ninputs, CNN_MAX_INPUTS), sp);
+        nin[i] = sp->ninputs;
+        for (size_t k = 0; k < sp->ninputs; k++) {
+            const char *want = sp->inputs[k];
+            size_t id = (size_t)-1;
+            if (!strcmp(want, "input")) id = 0;
+            for (size_t j = 0; j < n && id == (size_t)-1; j++)
+                if (!strcmp(names[j], want)) id = j + 1;
+            if (id == (size_t)-1) {
+                const char *cands[512];
+                size_t nc = 0;
+                cands[nc++] = "input";
+                for (size_t j = 0; j < n && nc < 512; j++) cands[nc++] = names[j];
+                const char *near = cnn_closest(want, cands, nc);
+                return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                    "layer '%s' names an input '%s' that does not exist%s%s%s",
+                    names[i], want, near ? "; did you mean '" : "",
+                    near ? near : "", near ? "'?" : ""), sp);
+            }
+            if (id == i + 1)
+                return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                    "layer '%s' names itself as its input", names[i]), sp);
+            ids[i][k] = id;
+        }
+    }
+    /* Kahn's algorithm over spec order, so a chain keeps its order. */
+    unsigned char *used = calloc(n + 1, 1);
+    unsigned char *done = calloc(n + 1, 1);
+    cnn_status st = CNN_OK;
+    if (!used || !done) {
+        st = cnn_error_set(e, CNN_ERR_NOMEM, "out of memory ordering the graph");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nin[i]; k++) used[ids[i][k]] = 1;
+    done[0] = 1;
+    for (size_t placed = 0; placed < n;) {
+        size_t pick = 0;
+        for (size_t i = 0; i < n && !pick; i++) {
+            if (done[i + 1]) continue;
+            int ready = 1;
+            for (size_t k = 0; k < nin[i]; k++)
+                if (!done[ids[i][k]]) ready = 0;
+            if (ready) pick = i + 1;
+        }
+        if (!pick) {
+            for (size_t i = 0; i < n; i++)
+                if (!done[i + 1]) {
+                    st = spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                        "the layers form a cycle through layer '%s'", names[i]),
+                        &spec->layers[i]);
+                    goto out;
+                }
+        }
+        done[pick] = 1;
+        order[placed++] = pick - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!used[i + 1]) {
+            st = spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG,
+                "the output of layer '%s' is not used by any later layer (only "
+                "the last layer may be the network output)", names[i]),
+                &spec->layers[i]);
+            goto out;
+        }
+out:
+    free(used);
+    free(done);
+    return st;
+}
+
+cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
+{
+    size_t n = spec->nlayers;
+    char (*names)[CNN_NAME_MAX] = NULL;
+    size_t (*ids)[CNN_MAX_INPUTS] = NULL;
+    size_t *nin = NULL, *order = NULL, *pos = NULL;
+    cnn_net *net = NULL;
+
+    if (!n) {
+        cnn_error_set(e, CNN_ERR_CONFIG, "the model has no layers");
+        return NULL;
+    }
+    if (!max_batch || !cnn_shape_size(spec->input)) {
+        cnn_error_set(e, CNN_ERR_ARG, "a network needs a batch size and an input "
+                      "shape of at least 1x1x1");
+        return NULL;
+    }
+    names = cnn_alloc(n, sizeof *names, "layer names", e);
+    ids = cnn_alloc(n, sizeof *ids, "layer inputs", e);
+    nin = cnn_alloc(n, sizeof *nin, "layer inputs", e);
+    order = cnn_alloc(n, sizeof *order, "layer order", e);
+    pos = cnn_alloc(n + 1, sizeof *pos, "layer order", e);
+    net = cnn_alloc(1, sizeof *net, "network", e);
+    if (!names || !ids || !nin || !order || !pos || !net) goto fail;
+    net->layers = cnn_alloc(n, sizeof *net->layers, "layers", e);
+    if (!net->layers) goto fail;
+    net->nlayers = n;
+    net->input = spec->input;
+    net->max_batch = max_batch;
+    net->label_smoothing = spec->label_smoothing;
+
+    if (resolve(spec, names, ids, nin, order, e)) goto fail;
+    pos[0] = 0;
+    for (size_t t = 0; t < n; t++) pos[order[t] + 1] = t;
+
+    /* Parse options and infer shapes in topological order. */
+    for (size_t t = 0; t < n; t++) {
+        size_t i = order[t];
+        const cnn_layer_spec *sp = &spec->layers[i];
+        cnn_layer *l = &net->layers[t];
+        const cnn_layer_kind *kind = cnn_layer_kind_find(sp->kind);
+        if (!kind) {
+            const char *cands[64];
+            size_t nc = 0;
+            for (size_t k = 0; k < cnn_layer_kind_count && nc < 64; k++)
+                cands[nc++] = cnn_layer_kinds[k]->name;
+            const char *near = cnn_closest(sp->kind, cands, nc);
+            cnn_error_set(e, CNN_ERR_CONFIG, "unknown layer kind '%s'%s%s%s",
+                          sp->kind, near ? "; did you mean '" : "",
+                          near ? near : "", near ? "'?" : "");
+            spec_error(e, CNN_ERR_CONFIG, sp);
+            goto fail;
+        }
+        l->kind = kind;
+        snprintf(l->name, sizeof l->name, "%s", names[i]);
+        l->max_batch = max_batch;
+        l->ninputs = nin[i];
+        if (nin[i] < kind->min_inputs || nin[i] > kind->max_inputs) {
+            cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (%s) takes %zu to %zu "
+                          "inputs, got %zu", l->name, kind->name, kind->min_inputs,
+                          kind->max_inputs, nin[i]);
+            spec_error(e, CNN_ERR_CONFIG, sp);
+            goto fail;
+        }
+        for (size_t k = 0; k < nin[i]; k++) {
+            size_t id = ids[i][k];
+            l->input_ids[k] = id ? pos[id] + 1 : 0;
+            l->in[k] = id ? net->layers[pos[id]].out : spec->input;
+        }
+        l->settings = cnn_alloc(1, kind->settings_size, "layer settings", e);
+        if (!l->settings) goto fail;
+        cnn_opts opts = sp->opts;
+        char context[CNN_NAME_MAX + 48];
+        snprintf(context, sizeof context, "layer '%s' (%s)", l->name, kind->name);
+        if (!opts.context) opts.context = context;
+        if (kind->parse(l, &opts, e) || cnn_opts_finish(&opts, e) || kind->infer(l, e)) {
+            spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
+            goto fail;
+        }
+        if (!cnn_shape_size(l->out)) {
+            cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (%s) has an empty output",
+                          l->name, kind->name);
+            spec_error(e, CNN_ERR_SHAPE, sp);
+            goto fail;
+        }
+    }
+
+    /* The memory plan: sizes first, then one allocation per arena. */
+    size_t nparam = 0, nbuf = 0, nact = 0, nwork = 0;
+    for (size_t t = 0; t < n; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++) {
+            if (l->params[j].trainable) nparam += round_up(l->params[j].size);
+            else nbuf += round_up(l->params[j].size);
+        }
+        nact += 2 * round_up(max_batch * cnn_shape_size(l->out));
+        nact += round_up(max_batch * l->saved_per_sample);
+        if (l->work_size > nwork) nwork = l->work_size;
+    }
+    size_t nin_floats = round_up(max_batch * cnn_shape_size(spec->input));
+    net->nparam_floats = nparam;
+    net->nbuffer_floats = nbuf;
+    net->nact_floats = nact;
+    net->work_floats = nwork;
+    net->params = arena_alloc(nparam, "parameters", e);
+    net->grads = arena_alloc(nparam, "gradients", e);
+    net->buffers = arena_alloc(nbuf, "buffers", e);
+    net->acts = arena_alloc(nact, "activations", e);
+    net->work = arena_alloc(nwork, "scratch", e);
+    net->x = arena_alloc(nin_floats, "input batch", e);
+    net->dx = arena_alloc(nin_floats, "input gradient", e);
+    if (!net->params || !net->grads || !net->buffers || !net->acts ||
+        !net->work || !net->x || !net->dx)
+        goto fail;
+
+    float *pp = net->params, *gp = net->grads, *bp = net->buffers, *ap = net->acts;
+    for (size_t t = 0; t < n; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++) {
+            cnn_param *p = &l->params[j];
+            if (p->trainable) {
+                p->data = pp;
+                p->grad = gp;
+                pp += round_up(p->size);
+                gp += round_up(p->size);
+            } else {
+                p->data = bp;
+                p->grad = NULL;
+                bp += round_up(p->size);
+            }
+        }
+        size_t out = round_up(max_batch * cnn_shape_size(l->out));
+        l->y = ap;
+        ap += out;
+        l->dy = ap;
+        ap += out;
+        l->saved = l->saved_per_sample ? ap : NULL;
+        ap += round_up(max_batch * l->saved_per_sample);
+        l->work = net->work;
+        l->rng = &net->rng;
+        for (size_t k = 0; k < l->ninputs; k++) {
+            size_t id = l->input_ids[k];
+            l->x[k] = id ? net->layers[id - 1].y : net->x;
+            l->dx[k] = id ? net->layers[id - 1].dy : NULL;
+        }
+    }
+    free(names);
+    free(ids);
+    free(nin);
+    free(order);
+    free(pos);
+    return net;
+
+fail:
+    free(names);
+    free(ids);
+    free(nin);
+    free(order);
+    free(pos);
+    cnn_net_free(net);
+    return NULL;
+}
+
+void cnn_net_free(cnn_net *net)
+{
+    if (!net) return;
+    if (net->layers)
+        for (size_t t = 0; t < net->nlayers; t++) free(net->layers[t].settings);
+    free(net->layers);
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
+    free(net->acts);
+    free(net->work);
+    free(net->x);
+    free(net->dx);
+    free(net);
+}
+
+void cnn_net_init(cnn_net *net, uint64_t *rng)
+{
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++) {
+            cnn_param *p = &l->params[j];
+            switch (p->init) {
+            case CNN_INIT_ZERO:
+                memset(p->data, 0, p->size * sizeof(float));
+                break;
+            case CNN_INIT_ONE:
+                for (size_t i = 0; i < p->size; i++) p->data[i] = 1.0f;
+                break;
+            case CNN_INIT_HE: {
+                float std = sqrtf(2.0f / (float)(p->fan_in ? p->fan_in : 1));
+                for (size_t i = 0; i < p->size; i++)
+                    p->data[i] = std * cnn_rng_normal(rng);
+                break;
+            }
+            case CNN_INIT_GLOROT: {
+                float lim = sqrtf(6.0f / (float)(p->fan_in + p->fan_out ? p->fan_in + p->fan_out : 1));
+                for (size_t i = 0; i < p->size; i++)
+                    p->data[i] = lim * (2.0f * cnn_rng_uniform(rng) - 1.0f);
+                break;
+            }
+            }
+        }
+    }
+}
+
+void cnn_net_forward(cnn_net *net, size_t n, int training)
+{
+    if (n > net->max_batch) n = net->max_batch;
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        l->batch = n;
+        l->training = training;
+        l->kind->forward(l);
+    }
+}
+
+cnn_layer *cnn_net_output(cnn_net *net)
+{
+    return &net->layers[net->nlayers - 1];
+}
+
+double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct)
+{
+    cnn_layer *out = cnn_net_output(net);
+    return cnn_loss_softmax_xent(out->y, labels, out->batch, cnn_shape_size(out->out),
+                                 net->label_smoothing, out->dy, correct);
+}
+
+void cnn_net_backward(cnn_net *net)
+{
+    size_t n = cnn_net_output(net)->batch;
+    memset(net->grads, 0, net->nparam_floats * sizeof(float));
+    if (net->want_input_grad)
+        memset(net->dx, 0, n * cnn_shape_size(net->input) * sizeof(float));
+    for (size_t t = 0; t + 1 < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
+    }
+    for (size_t t = net->nlayers; t-- > 0;) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t k = 0; k < l->ninputs; k++)
+            if (!l->input_ids[k]) l->dx[k] = net->want_input_grad ? net->dx : NULL;
+        l->kind->backward(l);
+    }
+}
+
+cnn_layer *cnn_net_layer(cnn_net *net, const char *name)
+{
+    for (size_t t = 0; t < net->nlayers; t++)
+        if (!strcmp(net->layers[t].name, name)) return &net->layers[t];
+    return NULL;
+}
+
+size_t cnn_net_param_count(const cnn_net *net)
+{
+    size_t total = 0;
+    for (size_t t = 0; t < net->nlayers; t++)
+        for (size_t j = 0; j < net->layers[t].nparams; j++)
+            if (net->layers[t].params[j].trainable) total += net->layers[t].params[j].size;
+    return total;
+}
+
+size_t cnn_net_activation_bytes(const cnn_net *net)
+{
+    return (net->nact_floats + net->work_floats +
+            2 * net->max_batch * cnn_shape_size(net->input)) * sizeof(float);
+}

@@ -1,0 +1,92 @@
+/*
+ * The layer graph. A model spec (a list of named layers, each naming its
+ * inputs) becomes a cnn_net: names resolved, layers put in topological
+ * order, every shape inferred and checked, and all memory planned once:
+ * parameters and gradients in flat arenas, buffers (running statistics) in
+ * another, activations and their gradients in a third. Nothing allocates
+ * after cnn_net_create.
+ */
+#ifndef CNN_NET_H
+#define CNN_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "layer.h"
+#include "opts.h"
+
+typedef struct cnn_layer_spec {
+    const char *name;            /* NULL: generated as kind + count, "conv2" */
+    const char *kind;            /* registry name */
+    const char *const *inputs;   /* layer names or "input"; NULL: the previous layer */
+    size_t ninputs;
+    cnn_opts opts;
+    int line, col;               /* where the layer is written, for messages */
+} cnn_layer_spec;
+
+typedef struct cnn_model_spec {
+    cnn_shape input;             /* per sample */
+    const cnn_layer_spec *layers;
+    size_t nlayers;
+    float label_smoothing;       /* for the softmax cross-entropy loss */
+} cnn_model_spec;
+
+typedef struct cnn_net {
+    cnn_shape input;
+    size_t max_batch;
+    size_t nlayers;
+    cnn_layer *layers;           /* topological order; the last is the output */
+
+    float *x;                    /* network input [max_batch][input] */
+    float *dx;                   /* gradient wrt the input [max_batch][input] */
+    int want_input_grad;         /* fill dx in backward (gradient checks, saliency) */
+
+    size_t nparam_floats;        /* trainable parameters, flat */
+    float *params;               /* [nparam_floats] */
+    float *grads;                /* [nparam_floats] */
+    size_t nbuffer_floats;       /* non-trainable buffers, flat */
+    float *buffers;              /* [nbuffer_floats] */
+
+    size_t nact_floats;
+    float *acts;                 /* all outputs, gradients and saved state */
+    float *work;                 /* shared scratch */
+    size_t work_floats;
+
+    float label_smoothing;
+    uint64_t rng;                /* training randomness (dropout); checkpointed */
+} cnn_net;
+
+/* Build and plan a network for batches of up to max_batch samples. On
+ * error returns NULL; e names the layer and, where known, its line:column. */
+cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e);
+void cnn_net_free(cnn_net *net);
+
+/* Initialise every parameter by its declared rule from *rng; buffers get
+ * their defaults (running mean 0, running variance 1). */
+void cnn_net_init(cnn_net *net, uint64_t *rng);
+
+/* Forward pass over the first n samples of net->x (n <= max_batch). */
+void cnn_net_forward(cnn_net *net, size_t n, int training);
+
+/* The output layer's activations and gradient, [n][cnn_shape_size(out)]. */
+cnn_layer *cnn_net_output(cnn_net *net);
+
+/* Softmax cross-entropy of the output against labels[n] after a forward
+ * pass; writes the output gradient; *correct gets top-1 hits if not NULL. */
+double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct);
+
+/* Backward pass of the last forward (which must have been training): zeroes
+ * all gradients except the output's, then fills parameter gradients. */
+void cnn_net_backward(cnn_net *net);
+
+/* Look up a layer by name; NULL if none. */
+cnn_layer *cnn_net_layer(cnn_net *net, const char *name);
+
+/* Number of parameter floats, trainable and all (with buffers). */
+size_t cnn_net_param_count(const cnn_net *net);
+
+/* Activation memory in bytes for a batch (outputs, gradients, saved state,
+ * scratch) — what the plan allocated for max_batch. */
+size_t cnn_net_activation_bytes(const cnn_net *net);
+
+#endif
