@@ -1,0 +1,88 @@
+/*
+ * `cnn summary`: the network of a config or checkpoint as a table — per
+ * layer its name, kind, settings, inputs, output shape, parameters and
+ * multiply-accumulates per image — with totals.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "run.h"
+
+static const char usage[] =
+    "usage: cnn summary CONFIG|CKPT [--batch N]\n"
+    "\n"
+    "Print one row per layer: name, kind, settings, inputs, output shape\n"
+    "(channels x height x width), parameters and their share of the total,\n"
+    "and multiply-accumulates (MACs) per image; then totals and the\n"
+    "activation memory of a training step at batch N (default: train.batch).\n";
+
+static void print_count(char *buf, size_t n, size_t v)
+{
+    if (v >= 10000000) snprintf(buf, n, "%.1fM", (double)v / 1e6);
+    else if (v >= 100000) snprintf(buf, n, "%.0fk", (double)v / 1e3);
+    else snprintf(buf, n, "%zu", v);
+}
+
+static int run(int argc, char **argv)
+{
+    const char *path = NULL;
+    long batch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || (batch = cli_positive(argv[0], "--batch", v)) < 0)
+                return CLI_EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!path) return cli_usage_error(argv[0], "missing CONFIG or CKPT");
+    cli_model m;
+    int rc = cli_is_checkpoint(path)
+        ? cli_model_from_checkpoint(path, (size_t)batch, &m, NULL)
+        : cli_model_from_config(path, NULL, 0, (size_t)batch, &m);
+    if (rc) return rc;
+    cnn_net *net = m.net;
+    size_t total = cnn_net_param_count(net), macs = 0;
+    printf("%s: input %zux%zux%zu\n", m.cfg.name, net->input.c, net->input.h, net->input.w);
+    printf("%-16s %-14s %-16s %-16s %-14s %12s %7s %10s\n", "layer", "kind", "settings",
+           "inputs", "output", "params", "share", "MACs");
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        char desc[64] = "", inputs[64] = "", shape[48], mac[16];
+        size_t params = 0;
+        if (l->kind->describe) l->kind->describe(l, desc, sizeof desc);
+        for (size_t k = 0; k < l->ninputs; k++) {
+            size_t id = l->input_ids[k];
+            size_t len = strlen(inputs);
+            snprintf(inputs + len, sizeof inputs - len, "%s%s", k ? "," : "",
+                     id ? net->layers[id - 1].name : "input");
+        }
+        for (size_t j = 0; j < l->nparams; j++)
+            if (l->params[j].trainable) params += l->params[j].size;
+        snprintf(shape, sizeof shape, "%zux%zux%zu", l->out.c, l->out.h, l->out.w);
+        print_count(mac, sizeof mac, l->macs);
+        printf("%-16s %-14s %-16s %-16s %-14s %12zu %6.1f%% %10s\n", l->name,
+               l->kind->name, desc, inputs, shape, params,
+               total ? 100.0 * (double)params / (double)total : 0.0, mac);
+        macs += l->macs;
+    }
+    char mac[16];
+    print_count(mac, sizeof mac, macs);
+    printf("total: %zu parameters (%.2f MiB), %s MACs per image, %.1f MiB of "
+           "activations for a training step at batch %zu\n", total,
+           (double)total * 4 / 1048576.0, mac,
+           (double)cnn_net_activation_bytes(net) / 1048576.0, net->max_batch);
+    cli_model_free(&m);
+    return CLI_EXIT_OK;
+}
+
+const cli_command cli_cmd_summary = {
+    "summary", "per-layer table: shapes, parameters, MACs", usage, run,
+};

@@ -1,0 +1,321 @@
+/*
+ * `cnn train`: train the network a config describes on its data, writing a
+ * run directory with the resolved config, per-epoch logs (JSON lines and
+ * CSV) and checkpoints (last.cnn after every epoch, best.cnn when the
+ * validation accuracy improves).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/rng.h"
+#include "cli.h"
+#include "progress.h"
+#include "run.h"
+
+#define MAX_SETS 64
+
+static const char usage[] =
+    "usage: cnn train CONFIG [--out DIR] [--set KEY=VALUE]... [--seed N] [--threads N]\n"
+    "\n"
+    "Train the network described by CONFIG (YAML) on its data.train split,\n"
+    "scoring data.val after every epoch when the config has one.\n"
+    "\n"
+    "  --out DIR        run directory (default: runs/<name>/); receives config.yaml,\n"
+    "                   log.jsonl, log.csv, last.cnn and best.cnn\n"
+    "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=2 or\n"
+    "                   --set model.layers.0.conv.filters=8 (repeatable)\n"
+    "  --seed N         same as --set seed=N\n"
+    "  --threads N      compute threads (default: all cores)\n"
+    "\n"
+    "Progress goes to stderr (a bar on a terminal, one line per epoch otherwise);\n"
+    "the final scores go to stdout.\n";
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* Fail before training, not after the first epoch, when DIR is unusable. */
+static int check_out_dir(const char *dir)
+{
+    char probe[4200];
+    if (make_dirs(dir)) {
+        fprintf(stderr, "%s: error: cannot create the run directory: %s\n", dir,
+                strerror(errno));
+        return CLI_EXIT_RUNTIME;
+    }
+    snprintf(probe, sizeof probe, "%s/.cnn-write-test", dir);
+    FILE *f = fopen(probe, "w");
+    if (!f || fclose(f)) {
+        fprintf(stderr, "%s: error: cannot write in the run directory: %s\n", dir,
+                strerror(errno));
+        return CLI_EXIT_RUNTIME;
+    }
+    remove(probe);
+    return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f)) {
+        fprintf(stderr, "%s: error: cannot write: %s\n", path, strerror(errno));
+        if (f) fclose(f);
+        return CLI_EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* Learning rate at optimizer step `step` of `total` (schedule in config.h). */
+static float learning_rate(const cnn_train_spec *t, size_t step, size_t per_epoch)
+{
+    float base = t->optim.lr;
+    size_t total = t->epochs * per_epoch;
+    switch (t->schedule) {
+    case CNN_SCHED_STEP:
+        return base * powf(t->gamma, (float)(step / per_epoch / t->step_epochs));
+    case CNN_SCHED_COSINE: {
+        size_t warm = t->warmup_epochs * per_epoch;
+        if (step < warm) return base * (float)(step + 1) / (float)warm;
+        double frac = total > warm ? (double)(step - warm) / (double)(total - warm) : 1.0;
+        return t->min_lr + (base - t->min_lr) * (float)(0.5 * (1.0 + cos(M_PI * frac)));
+    }
+    default:
+        return base;
+    }
+}
+
+typedef struct train_args {
+    const char *config, *out;
+    const char *sets[MAX_SETS + 1];
+    size_t nsets;
+    char seed_set[64];
+    long threads;
+} train_args;
+
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            a->out = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (a->nsets == MAX_SETS) return cli_usage_error(argv[0], "too many --set options");
+            if (!strchr(v, '='))
+                return cli_usage_error(argv[0], "--set needs KEY=VALUE, got '%s'", v);
+            a->sets[a->nsets++] = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            snprintf(a->seed_set, sizeof a->seed_set, "seed=%s", v);
+        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || (a->threads = cli_positive(argv[0], "--threads", v)) < 0)
+                return CLI_EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
+        } else if (!a->config) {
+            a->config = argv[i];
+        } else {
+            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!a->config) return cli_usage_error(argv[0], "missing CONFIG");
+    if (a->seed_set[0]) a->sets[a->nsets++] = a->seed_set;
+    return 0;
+}
+
+typedef struct epoch_log {
+    size_t epoch;
+    double lr, train_loss, train_acc, val_loss, val_acc, seconds, images_per_s;
+} epoch_log;
+
+static void log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
+{
+    fprintf(jsonl, "{\"epoch\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, "
+            "\"train_accuracy\": %.6f", g->epoch, g->lr, g->train_loss, g->train_acc);
+    if (has_val)
+        fprintf(jsonl, ", \"val_loss\": %.6f, \"val_accuracy\": %.6f", g->val_loss, g->val_acc);
+    fprintf(jsonl, ", \"seconds\": %.3f, \"images_per_s\": %.1f}\n", g->seconds,
+            g->images_per_s);
+    fprintf(csv, "%zu,%.6g,%.6f,%.6f,", g->epoch, g->lr, g->train_loss, g->train_acc);
+    if (has_val) fprintf(csv, "%.6f,%.6f,", g->val_loss, g->val_acc);
+    else fprintf(csv, ",,");
+    fprintf(csv, "%.3f,%.1f\n", g->seconds, g->images_per_s);
+    fflush(jsonl);
+    fflush(csv);
+}
+
+static int train(const train_args *a)
+{
+    cli_model m;
+    cnn_dataset train_ds = {0}, val_ds = {0};
+    cnn_loader ld = {0};
+    cnn_optim *opt = NULL;
+    FILE *jsonl = NULL, *csv = NULL;
+    int *labels = NULL;
+    int rc;
+    cnn_error e = {0};
+    char dir[4096], path[4200];
+
+    cli_set_threads(a->threads);
+    if ((rc = cli_model_from_config(a->config, a->sets, a->nsets, 0, &m))) return rc;
+    const cnn_train_spec *ts = &m.cfg.train;
+    if ((rc = cli_load_split(&m.cfg, &m.cfg.data.train, "train", &train_ds))) goto out;
+    int has_val = m.cfg.data.val.images != NULL;
+    if (has_val && (rc = cli_load_split(&m.cfg, &m.cfg.data.val, "val", &val_ds))) goto out;
+    size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
+    if (need > m.nclasses) {
+        fprintf(stderr, "%s: error: the data has %zu classes but the output layer "
+                "'%s' has %zu units\n", m.cfg.path, need, cnn_net_output(m.net)->name,
+                m.nclasses);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (!m.cfg.data.has_normalize) {
+        cnn_dataset_stats(&train_ds, m.mean, m.std);
+        fprintf(stderr, "normalize: computed from the training set: mean %.4f std %.4f%s\n",
+                m.mean[0], m.std[0], train_ds.c > 1 ? " (first channel)" : "");
+    }
+    if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
+    else snprintf(dir, sizeof dir, "runs/%s", m.cfg.name);
+    if ((rc = check_out_dir(dir))) goto out;
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if ((rc = write_text(path, m.cfg.resolved))) goto out;
+
+    uint64_t init_rng = cnn_rng_seed(m.cfg.seed, 1);
+    cnn_net_init(m.net, &init_rng);
+    m.net->rng = cnn_rng_seed(m.cfg.seed, 2);
+    if (!(opt = cnn_optim_create(m.net, &ts->optim, &e)) ||
+        cnn_loader_init(&ld, &train_ds, ts->batch, m.mean, m.std, 1,
+                        cnn_rng_seed(m.cfg.seed, 3), &e)) {
+        rc = cli_report(&e);
+        goto out;
+    }
+    labels = malloc(ts->batch * sizeof *labels);
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    jsonl = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    csv = fopen(path, "w");
+    if (!labels || !jsonl || !csv) {
+        fprintf(stderr, "%s: error: cannot open the logs: %s\n", dir, strerror(errno));
+        rc = CLI_EXIT_RUNTIME;
+        goto out;
+    }
+    fprintf(csv, "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds,images_per_s\n");
+    fprintf(stderr, "training %s: %zu layers, %zu parameters, %zu training images%s, "
+            "%zu epochs of batch %zu; run directory %s\n", m.cfg.name, m.net->nlayers,
+            cnn_net_param_count(m.net), train_ds.n, has_val ? " (+ validation)" : "",
+            ts->epochs, ts->batch, dir);
+
+    size_t per_epoch = (train_ds.n + ts->batch - 1) / ts->batch;
+    cli_train_state st = {0, 0, -1.0, -1.0};
+    epoch_log g = {0};
+    double run_start = cli_now();
+    for (size_t epoch = 0; epoch < ts->epochs; epoch++) {
+        cli_progress bar;
+        double loss_sum = 0;
+        size_t seen = 0, correct = 0;
+        cnn_loader_epoch(&ld, epoch);
+        cli_progress_begin(&bar, epoch + 1, ts->epochs, train_ds.n);
+        g.lr = learning_rate(ts, st.step, per_epoch);
+        for (size_t got; (got = cnn_loader_next(&ld, m.net->x, labels));) {
+            size_t hit = 0;
+            float lr = learning_rate(ts, st.step, per_epoch);
+            cnn_net_forward(m.net, got, 1);
+            double loss = cnn_net_loss(m.net, labels, &hit);
+            if (!isfinite(loss)) {
+                cli_progress_end(&bar);
+                fprintf(stderr, "%s: error: the loss is not finite (%g) at epoch %zu, "
+                        "step %zu; lower train.optimizer.lr? The last checkpoint, if "
+                        "any, is kept in %s\n", m.cfg.path, loss, epoch + 1,
+                        (size_t)st.step + 1, dir);
+                rc = CLI_EXIT_RUNTIME;
+                goto out;
+            }
+            cnn_net_backward(m.net);
+            cnn_optim_step(opt, lr);
+            st.step++;
+            loss_sum += loss * (double)got;
+            correct += hit;
+            seen += got;
+            cli_progress_update(&bar, seen, loss_sum / (double)seen,
+                                (double)correct / (double)seen);
+        }
+        cli_progress_end(&bar);
+        g.epoch = epoch + 1;
+        g.seconds = cli_now() - bar.start;
+        g.images_per_s = g.seconds > 0 ? (double)seen / g.seconds : 0;
+        g.train_loss = loss_sum / (double)seen;
+        g.train_acc = (double)correct / (double)seen;
+        if (has_val) {
+            cli_score vs;
+            cli_evaluate(&m, &val_ds, &vs);
+            g.val_loss = vs.loss;
+            g.val_acc = vs.accuracy;
+        }
+        st.epoch = epoch + 1;
+        st.val_accuracy = has_val ? g.val_acc : -1.0;
+        log_epoch(jsonl, csv, &g, has_val);
+        fprintf(stderr, "epoch %zu/%zu  lr %.4g  loss %.4f  acc %.2f%%", g.epoch,
+                ts->epochs, g.lr, g.train_loss, 100 * g.train_acc);
+        if (has_val)
+            fprintf(stderr, "  val_loss %.4f  val_acc %.2f%%", g.val_loss, 100 * g.val_acc);
+        fprintf(stderr, "  %.1fs  %.0f img/s\n", g.seconds, g.images_per_s);
+
+        int best = has_val && g.val_acc > st.best_metric;
+        if (best) st.best_metric = g.val_acc;
+        snprintf(path, sizeof path, "%s/last.cnn", dir);
+        if ((rc = cli_model_save(path, &m, opt, &st))) goto out;
+        if (best) {
+            snprintf(path, sizeof path, "%s/best.cnn", dir);
+            if ((rc = cli_model_save(path, &m, opt, &st))) goto out;
+        }
+    }
+    double total = cli_now() - run_start;
+    printf("%s: %zu epochs in %.1f s; train loss %.4f, train accuracy %.2f%%",
+           m.cfg.name, ts->epochs, total, g.train_loss, 100 * g.train_acc);
+    if (has_val)
+        printf("; val loss %.4f, val accuracy %.2f%% (best %.2f%%)", g.val_loss,
+               100 * g.val_acc, 100 * st.best_metric);
+    printf("\ncheckpoint: %s/last.cnn\n", dir);
+    rc = 0;
+out:
+    if (jsonl) fclose(jsonl);
+    if (csv) fclose(csv);
+    free(labels);
+    cnn_loader_free(&ld);
+    cnn_optim_free(opt);
+    cnn_dataset_free(&train_ds);
+    cnn_dataset_free(&val_ds);
+    cli_model_free(&m);
+    return rc;
+}
+
+static int run(int argc, char **argv)
+{
+    train_args a;
+    int rc = parse_args(argc, argv, &a);
+    return rc ? rc : train(&a);
+}
+
+const cli_command cli_cmd_train = {
+    "train", "train a network from a YAML config", usage, run,
+};

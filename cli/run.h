@@ -1,0 +1,69 @@
+/*
+ * Pieces the subcommands share: building a network from a config, saving
+ * and loading checkpoints with their embedded config, loading a dataset
+ * split, and scoring a network on a dataset.
+ */
+#ifndef CNN_RUN_H
+#define CNN_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/checkpoint.h"
+#include "../core/net.h"
+#include "../core/optim.h"
+#include "../data/dataset.h"
+#include "config.h"
+
+/* A network with the config it came from and its input normalisation. */
+typedef struct cli_model {
+    cnn_config cfg;
+    cnn_net *net;
+    float mean[4], std[4];   /* per input channel */
+    size_t nclasses;         /* the output size */
+} cli_model;
+
+/* Load a YAML config (with --set overrides) and build its network for
+ * batches of `batch` (0: the config's train.batch). Prints errors and
+ * returns an exit code. */
+int cli_model_from_config(const char *path, const char *const *sets, size_t nsets,
+                          size_t batch, cli_model *m);
+
+/* Load a checkpoint: parse its embedded config, build the network and load
+ * every parameter and buffer. If ck is not NULL, the checkpoint stays open
+ * in it (for optimizer state and metadata). Returns an exit code. */
+int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
+                              cnn_checkpoint *ck);
+
+/* Is `path` a checkpoint (by its magic)? */
+int cli_is_checkpoint(const char *path);
+
+void cli_model_free(cli_model *m);
+
+/* Trainer state saved alongside the weights. */
+typedef struct cli_train_state {
+    uint64_t epoch;          /* epochs completed */
+    uint64_t step;           /* optimizer steps taken */
+    double best_metric;      /* best validation accuracy so far (-1: none) */
+    double val_accuracy;     /* of this checkpoint's epoch (-1: none) */
+} cli_train_state;
+
+/* Write m's parameters and buffers, the optimizer's moments (if o) and the
+ * state to path, atomically. Returns 0 or prints the error and returns an
+ * exit code. */
+int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
+                   const cli_train_state *st);
+
+/* Load a data split as the config's input shape requires; the error names
+ * the split. Returns an exit code. */
+int cli_load_split(const cnn_config *cfg, const cnn_data_source *src,
+                   const char *split, cnn_dataset *ds);
+
+/* Score the network on a whole dataset in eval mode. */
+typedef struct cli_score {
+    size_t n, correct;
+    double loss, accuracy;
+} cli_score;
+void cli_evaluate(cli_model *m, const cnn_dataset *ds, cli_score *s);
+
+#endif
