@@ -55,14 +55,14 @@ static int run(int argc, char **argv)
            "inputs", "output", "params", "share", "MACs");
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
-        char desc[64] = "", inputs[64] = "", shape[48], mac[16];
+        char desc[64] = "", inputs[CNN_MAX_INPUTS * (CNN_NAME_MAX + 1)] = "";
+        char shape[72], mac[32];
         size_t params = 0;
         if (l->kind->describe) l->kind->describe(l, desc, sizeof desc);
         for (size_t k = 0; k < l->ninputs; k++) {
             size_t id = l->input_ids[k];
-            size_t len = strlen(inputs);
-            snprintf(inputs + len, sizeof inputs - len, "%s%s", k ? "," : "",
-                     id ? net->layers[id - 1].name : "input");
+            if (k) strcat(inputs, ",");
+            strcat(inputs, id ? net->layers[id - 1].name : "input");
         }
         for (size_t j = 0; j < l->nparams; j++)
             if (l->params[j].trainable) params += l->params[j].size;
@@ -73,7 +73,7 @@ static int run(int argc, char **argv)
                total ? 100.0 * (double)params / (double)total : 0.0, mac);
         macs += l->macs;
     }
-    char mac[16];
+    char mac[32];
     print_count(mac, sizeof mac, macs);
     printf("total: %zu parameters (%.2f MiB), %s MACs per image, %.1f MiB of "
            "activations for a training step at batch %zu\n", total,

@@ -42,7 +42,7 @@ void cli_progress_update(cli_progress *p, size_t done, double loss, double acc)
     double elapsed = now - p->start;
     double frac = p->total ? (double)done / (double)p->total : 1.0;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
-    char eta[16];
+    char eta[48];
     format_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : 0);
     char bar[31];
     size_t fill = (size_t)(frac * 30);

@@ -37,7 +37,8 @@ int cli_model_from_config(const char *path, const char *const *sets, size_t nset
     memset(m, 0, sizeof *m);
     if (cnn_config_load(path, sets, nsets, &m->cfg, &e)) {
         cnn_error_file(&e, path);
-        return cli_report(&e);
+        cli_report(&e);
+        return CLI_EXIT_USAGE;   /* a config that cannot be read is a usage error */
     }
     int rc = finish_model(m, batch);
     if (rc) cli_model_free(m);
@@ -75,10 +76,8 @@ int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
     cnn_checkpoint ck = {0};
     int rc;
     memset(m, 0, sizeof *m);
-    if (cnn_checkpoint_read(path, &ck, &e)) {
-        cnn_error_file(&e, path);
-        return cli_report(&e);
-    }
+    if (cnn_checkpoint_read(path, &ck, &e))
+        return cli_report(&e);   /* the message names the path */
     char where[300];
     snprintf(where, sizeof where, "%s (embedded config)", path);
     if (cnn_config_parse(ck.config, strlen(ck.config), where, NULL, 0, &m->cfg, &e)) {
@@ -189,10 +188,7 @@ int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
     cnn_status s = cnn_checkpoint_write(path, &ck, &e);
     free(ts);
     free(names);
-    if (s) {
-        cnn_error_file(&e, path);
-        return cli_report(&e);
-    }
+    if (s) return cli_report(&e);   /* the message names the path */
     return 0;
 }
 

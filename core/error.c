@@ -90,24 +90,30 @@ char *cnn_strdup(const char *s, cnn_error *e)
 
 size_t cnn_edit_distance(const char *a, const char *b)
 {
-    /* Levenshtein distance with one row; names are short (< 64 chars). */
+    /* Optimal string alignment distance: insertions, deletions,
+     * substitutions and swaps of neighbours ("trian" -> "train") cost 1.
+     * Names are short (< 64 chars); three rows suffice. */
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return la > lb ? la : lb;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    size_t rows[3][64], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++) prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
+        cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best) best = row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
         }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
     }
-    return row[lb];
+    return prev[lb];
 }
 
 const char *cnn_closest(const char *word, const char *const *candidates, size_t n)

@@ -164,6 +164,16 @@ out:
     return st;
 }
 
+/* After a failed parse: is some unused key a near miss of a known one?
+ * Then fill e with the finish error for it and return 1. */
+static int misspelt_key(cnn_opts *o, cnn_error *e)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!o->items[i].used && cnn_closest(o->items[i].key, o->known, o->nknown))
+            return cnn_opts_finish(o, e) != CNN_OK;
+    return 0;
+}
+
 cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
 {
     size_t n = spec->nlayers;
@@ -238,8 +248,16 @@ cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error 
         cnn_opts opts = sp->opts;
         char context[CNN_NAME_MAX + 48];
         snprintf(context, sizeof context, "layer '%s' (%s)", l->name, kind->name);
-        if (!opts.context) opts.context = context;
-        if (kind->parse(l, &opts, e) || cnn_opts_finish(&opts, e) || kind->infer(l, e)) {
+        opts.context = context;
+        if (kind->parse(l, &opts, e)) {
+            /* A misspelt key ("kernal") is the likelier cause of a missing
+             * or wrong option: report it first when there is one. */
+            cnn_error typo = {0};
+            if (e && misspelt_key(&opts, &typo)) *e = typo;
+            spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
+            goto fail;
+        }
+        if (cnn_opts_finish(&opts, e) || kind->infer(l, e)) {
             spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
             goto fail;
         }

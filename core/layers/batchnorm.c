@@ -40,11 +40,11 @@ static cnn_status bn_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     if (st != CNN_OK)
         return st;
     if (!(eps > 0.0)) {
-        const cnn_opt *opt = cnn_opts_find(o, "eps");
-        return cnn_error_at(e, CNN_ERR_CONFIG, opt ? opt->line : 0,
-                            opt ? opt->col : 0,
-                            "%s: 'eps' must be positive, got %g",
-                            o->context ? o->context : l->name, eps);
+        const cnn_opt *v = cnn_opts_find(o, "eps");
+        return cnn_error_at(e, CNN_ERR_CONFIG, v ? v->line : 0, v ? v->col : 0,
+                            "%s: eps must be a number above 0 and at most 1, got \"%s\"",
+                            o->context ? o->context : "options",
+                            v && v->text ? v->text : "?");
     }
     s->momentum = (float)momentum;
     s->eps = (float)eps;
@@ -150,12 +150,12 @@ static void bn_forward(cnn_layer *l)
             mean = rmean[c];
             inv = 1.0f / sqrtf(rvar[c] + s->eps);
         }
-        const float a = gamma[c] * inv, b = beta[c] - mean * a;
+        const float a = gamma[c] * inv, b = beta[c];
         for (size_t n = 0; n < N; n++) {
             const float *x = l->x[0] + n * S + c * P;   /* [P] */
             float *y = l->y + n * S + c * P;            /* [P] */
             for (size_t p = 0; p < P; p++)
-                y[p] = x[p] * a + b;
+                y[p] = (x[p] - mean) * a + b;
         }
     }
 }

@@ -25,11 +25,11 @@ static cnn_status dropout_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     if (st != CNN_OK)
         return st;
     if (rate >= 1.0) {
-        const cnn_opt *opt = cnn_opts_find(o, "rate");
-        return cnn_error_at(e, CNN_ERR_CONFIG, opt ? opt->line : 0,
-                            opt ? opt->col : 0,
-                            "%s: 'rate' must be in [0, 1), got %g",
-                            o->context ? o->context : l->name, rate);
+        const cnn_opt *v = cnn_opts_find(o, "rate");
+        return cnn_error_at(e, CNN_ERR_CONFIG, v ? v->line : 0, v ? v->col : 0,
+                            "%s: rate must be a number from 0 to below 1, got \"%s\"",
+                            o->context ? o->context : "options",
+                            v && v->text ? v->text : "?");
     }
     s->rate = (float)rate;
     return CNN_OK;

@@ -18,11 +18,11 @@ static cnn_status leaky_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     if (st != CNN_OK)
         return st;
     if (slope >= 1.0) {
-        const cnn_opt *opt = cnn_opts_find(o, "slope");
-        return cnn_error_at(e, CNN_ERR_CONFIG, opt ? opt->line : 0,
-                            opt ? opt->col : 0,
-                            "%s: 'slope' must be in [0, 1), got %g",
-                            o->context ? o->context : l->name, slope);
+        const cnn_opt *v = cnn_opts_find(o, "slope");
+        return cnn_error_at(e, CNN_ERR_CONFIG, v ? v->line : 0, v ? v->col : 0,
+                            "%s: slope must be a number from 0 to below 1, got \"%s\"",
+                            o->context ? o->context : "options",
+                            v && v->text ? v->text : "?");
     }
     s->slope = (float)slope;
     return CNN_OK;
@@ -43,8 +43,10 @@ static void leaky_forward(cnn_layer *l)
     size_t n = l->batch * cnn_shape_size(l->out);
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][h][w] */
+    /* Selects rather than a conditional multiply, so the loop vectorises;
+     * NaN passes through. */
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+        y[i] = (x[i] < 0.0f ? 0.0f : x[i]) + a * (x[i] < 0.0f ? x[i] : 0.0f);
 }
 
 static void leaky_backward(cnn_layer *l)
@@ -57,7 +59,7 @@ static void leaky_backward(cnn_layer *l)
     if (!dx)
         return;
     for (size_t i = 0; i < n; i++)
-        dx[i] += y[i] > 0.0f ? dy[i] : a * dy[i];
+        dx[i] += (y[i] > 0.0f ? dy[i] : 0.0f) + a * (y[i] > 0.0f ? 0.0f : dy[i]);
 }
 
 static void leaky_describe(const cnn_layer *l, char *buf, size_t n)

@@ -25,7 +25,7 @@ static void relu_forward(cnn_layer *l)
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][h][w] */
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN passes through */
 }
 
 static void relu_backward(cnn_layer *l)

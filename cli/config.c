@@ -1,0 +1,1436 @@
+/*
+ * The YAML front end (see config.h). libyaml's event parser reads the text
+ * into a small tree of our own (scalars, lists, mappings, each with the line
+ * and column where it starts), because libyaml's document tree neither
+ * reports duplicate keys nor can be edited. --set overrides edit that tree;
+ * the schema is then checked section by section and turned into the specs of
+ * config.h; last, the tree (overrides applied, name and seed made explicit)
+ * is written back out through libyaml's emitter as cfg->resolved. All memory
+ * lives in one arena that cnn_config_free releases.
+ *
+ * Rules shared by every key: a key whose value is empty, ~ or null counts as
+ * absent; anchors and aliases are refused; tags are ignored. Nodes written
+ * by a --set argument remember it, so that an error in them names the
+ * argument instead of a line of the file.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "../core/layer.h"
+#include "../core/opts.h"
+
+#define CONFIG_MAX_BYTES ((size_t)16 << 20)
+#define CONFIG_MAX_DEPTH 64
+#define ARENA_BLOCK ((size_t)64 << 10)
+#define SIZE_MAX_HW 65536L
+
+/* ---- arena ------------------------------------------------------------ */
+
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    max_align_t mem[];
+} block;
+
+typedef struct arena {
+    block *head;
+} arena;
+
+static void arena_free(arena *a)
+{
+    if (!a) return;
+    while (a->head) {
+        block *next = a->head->next;
+        free(a->head);
+        a->head = next;
+    }
+    free(a);
+}
+
+/* Zeroed memory that lives as long as the arena. */
+static void *arena_alloc(arena *a, size_t n, cnn_error *e)
+{
+    const size_t align = sizeof(max_align_t);
+    if (n > SIZE_MAX / 2) {
+        cnn_error_set(e, CNN_ERR_NOMEM, "config: allocation of %zu bytes is too large", n);
+        return NULL;
+    }
+    n = (n + align - 1) / align * align;
+    if (!a->head || a->head->cap - a->head->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        block *b = cnn_alloc(1, sizeof *b + cap, "config", e);
+        if (!b) return NULL;
+        b->cap = cap;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = (char *)a->head->mem + a->head->used;
+    a->head->used += n;
+    return p;
+}
+
+static char *arena_strndup(arena *a, const char *s, size_t n, cnn_error *e)
+{
+    char *d = arena_alloc(a, n + 1, e);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* ---- the tree ---------------------------------------------------------- */
+
+typedef enum node_kind { NODE_NULL, NODE_SCALAR, NODE_SEQ, NODE_MAP } node_kind;
+
+typedef struct node node;
+typedef struct pair {
+    node *key, *val;
+} pair;
+
+struct node {
+    node_kind kind;
+    int line, col;              /* 1-based start in the file */
+    const char *src;            /* the --set argument that wrote it; NULL: the file */
+    char *text;                 /* scalars (and nulls): the text as written */
+    yaml_scalar_style_t style;  /* scalars: how it was written */
+    int flow;                   /* lists and mappings: written in flow style */
+    node **items;               /* NODE_SEQ: [n] */
+    pair *pairs;                /* NODE_MAP: [n] */
+    size_t n;
+    node *next;                 /* while building: the next sibling */
+};
+
+typedef struct parse {
+    arena *mem;
+    cnn_error *e;
+    const char *path;           /* the file name for messages */
+} parse;
+
+/* One libyaml parser over a text: the config, or one --set value. */
+typedef struct reader {
+    yaml_parser_t y;
+    const char *text;
+    size_t len;
+    const char *src;            /* the --set argument, NULL for the file */
+} reader;
+
+static node *node_new(parse *p, node_kind kind, int line, int col, const char *src)
+{
+    node *n = arena_alloc(p->mem, sizeof *n, p->e);
+    if (!n) return NULL;
+    n->kind = kind;
+    n->line = line;
+    n->col = col;
+    n->src = src;
+    n->style = YAML_ANY_SCALAR_STYLE;
+    return n;
+}
+
+static int is_null_word(const char *s)
+{
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null")
+        || !strcmp(s, "NULL");
+}
+
+static const char *kind_word(const node *n)
+{
+    return n->kind == NODE_SEQ ? "a list" : n->kind == NODE_MAP ? "a mapping" : "nothing";
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Record a config error at a position; src names a --set argument instead. */
+static cnn_status fail_vat(parse *p, const char *src, int line, int col,
+                           const char *fmt, va_list ap)
+{
+    char msg[640];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (src) {
+        cnn_error_at(p->e, CNN_ERR_CONFIG, 0, 0, "%s (--set %s)", msg, src);
+        cnn_error_file(p->e, "--set");
+    } else {
+        cnn_error_at(p->e, CNN_ERR_CONFIG, line, col, "%s", msg);
+        cnn_error_file(p->e, p->path);
+    }
+    return CNN_ERR_CONFIG;
+}
+
+static cnn_status fail_at(parse *p, const char *src, int line, int col,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static cnn_status fail_at(parse *p, const char *src, int line, int col,
+                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cnn_status s = fail_vat(p, src, line, col, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* An error at node n (the file position, or the --set that wrote n). */
+static cnn_status fail(parse *p, const node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static cnn_status fail(parse *p, const node *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cnn_status s = fail_vat(p, n ? n->src : NULL, n ? n->line : 0, n ? n->col : 0,
+                            fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* libyaml's complaint as "<problem> <context> that starts at line L, column C". */
+static cnn_status syntax_error(parse *p, reader *r)
+{
+    yaml_parser_t *y = &r->y;
+    if (y->error == YAML_MEMORY_ERROR)
+        return cnn_error_set(p->e, CNN_ERR_NOMEM, "out of memory reading YAML");
+    const char *problem = y->problem ? y->problem : "invalid YAML";
+    if (y->error == YAML_READER_ERROR) {
+        int line = 1, col = 1;
+        for (size_t i = 0; i < y->problem_offset && i < r->len; i++) {
+            unsigned char c = (unsigned char)r->text[i];
+            if (c == '\n') { line++; col = 1; }
+            else if ((c & 0xC0) != 0x80) col++;
+        }
+        if (y->problem_value >= 0)
+            return fail_at(p, r->src, line, col, "%s (byte 0x%02X)", problem,
+                           (unsigned)y->problem_value);
+        return fail_at(p, r->src, line, col, "%s", problem);
+    }
+    int line = (int)y->problem_mark.line + 1, col = (int)y->problem_mark.column + 1;
+    if (!y->context)
+        return fail_at(p, r->src, line, col, "%s", problem);
+    if (y->context_mark.line == y->problem_mark.line
+        && y->context_mark.column == y->problem_mark.column)
+        return fail_at(p, r->src, line, col, "%s %s", problem, y->context);
+    return fail_at(p, r->src, line, col, "%s %s that starts at line %d, column %d",
+                   problem, y->context, (int)y->context_mark.line + 1,
+                   (int)y->context_mark.column + 1);
+}
+
+/* ---- reading YAML into the tree ---------------------------------------- */
+
+static cnn_status next_event(parse *p, reader *r, yaml_event_t *ev)
+{
+    if (yaml_parser_parse(&r->y, ev)) return CNN_OK;
+    return syntax_error(p, r);
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const pair *x = a, *y = b;
+    int c = strcmp(x->key->text, y->key->text);
+    if (c) return c;
+    if (x->key->line != y->key->line) return x->key->line < y->key->line ? -1 : 1;
+    return x->key->col < y->key->col ? -1 : x->key->col > y->key->col;
+}
+
+/* A key given twice is an error naming both places. Sorting a copy keeps
+ * this fast for big mappings; the file order stays as written. */
+static cnn_status check_duplicates(parse *p, const node *map)
+{
+    if (map->n < 2) return CNN_OK;
+    pair *sorted = arena_alloc(p->mem, map->n * sizeof *sorted, p->e);
+    if (!sorted) return CNN_ERR_NOMEM;
+    memcpy(sorted, map->pairs, map->n * sizeof *sorted);
+    qsort(sorted, map->n, sizeof *sorted, pair_cmp);
+    const node *second = NULL, *first = NULL;
+    for (size_t i = 1; i < map->n; i++) {
+        const node *a = sorted[i - 1].key, *b = sorted[i].key;
+        if (strcmp(a->text, b->text)) continue;
+        if (i >= 2 && !strcmp(sorted[i - 2].key->text, a->text)) continue;
+        if (!second || b->line < second->line
+            || (b->line == second->line && b->col < second->col)) {
+            second = b;
+            first = a;
+        }
+    }
+    if (!second) return CNN_OK;
+    return fail(p, second, "duplicate key '%s' (first at line %d, column %d)",
+                second->text, first->line, first->col);
+}
+
+static cnn_status build(parse *p, reader *r, yaml_event_t *ev, int depth, node **out);
+
+/* Read the children of a list or mapping up to its end event. */
+static cnn_status build_children(parse *p, reader *r, node *n, int depth)
+{
+    node head = {0}, *tail = &head;
+    size_t count = 0;
+    for (;;) {
+        yaml_event_t ev;
+        cnn_status st = next_event(p, r, &ev);
+        if (st) return st;
+        if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        node *child = NULL;
+        if ((st = build(p, r, &ev, depth + 1, &child))) return st;
+        if (n->kind == NODE_MAP && count % 2 == 0) {
+            if (child->kind == NODE_SEQ || child->kind == NODE_MAP)
+                return fail(p, child, "a mapping key must be a plain value, not %s",
+                            kind_word(child));
+            child->kind = NODE_SCALAR;
+        }
+        tail->next = child;
+        tail = child;
+        count++;
+    }
+    if (n->kind == NODE_SEQ) {
+        n->n = count;
+        n->items = arena_alloc(p->mem, (count ? count : 1) * sizeof *n->items, p->e);
+        if (!n->items) return CNN_ERR_NOMEM;
+        size_t i = 0;
+        for (node *c = head.next; c; c = c->next) n->items[i++] = c;
+        return CNN_OK;
+    }
+    n->n = count / 2;
+    n->pairs = arena_alloc(p->mem, (n->n ? n->n : 1) * sizeof *n->pairs, p->e);
+    if (!n->pairs) return CNN_ERR_NOMEM;
+    size_t i = 0;
+    for (node *c = head.next; c; c = c->next->next, i++) {
+        n->pairs[i].key = c;
+        n->pairs[i].val = c->next;
+    }
+    return check_duplicates(p, n);
+}
+
+static cnn_status refuse_anchor(parse *p, reader *r, const yaml_event_t *ev,
+                                const yaml_char_t *anchor)
+{
+    int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+    if (ev->type == YAML_ALIAS_EVENT)
+        return fail_at(p, r->src, line, col,
+                       "aliases (*%s) are not supported; write the value out",
+                       (const char *)anchor);
+    return fail_at(p, r->src, line, col,
+                   "anchors (&%s) are not supported; write the value out",
+                   (const char *)anchor);
+}
+
+/* Build the node that starts with event ev (consumed here) and its children. */
+static cnn_status build(parse *p, reader *r, yaml_event_t *ev, int depth, node **out)
+{
+    cnn_status st = CNN_OK;
+    const yaml_char_t *anchor = NULL;
+    node *n = node_new(p, NODE_NULL, (int)ev->start_mark.line + 1,
+                       (int)ev->start_mark.column + 1, r->src);
+    if (!n) { st = CNN_ERR_NOMEM; goto done; }
+    switch (ev->type) {
+    case YAML_ALIAS_EVENT:
+        anchor = ev->data.alias.anchor;
+        break;
+    case YAML_SCALAR_EVENT:
+        anchor = ev->data.scalar.anchor;
+        n->text = arena_strndup(p->mem, (const char *)ev->data.scalar.value,
+                                ev->data.scalar.length, p->e);
+        if (!n->text) { st = CNN_ERR_NOMEM; goto done; }
+        n->style = ev->data.scalar.style;
+        n->kind = n->style == YAML_PLAIN_SCALAR_STYLE && is_null_word(n->text)
+            ? NODE_NULL : NODE_SCALAR;
+        break;
+    case YAML_SEQUENCE_START_EVENT:
+        anchor = ev->data.sequence_start.anchor;
+        n->kind = NODE_SEQ;
+        n->flow = ev->data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
+        break;
+    case YAML_MAPPING_START_EVENT:
+        anchor = ev->data.mapping_start.anchor;
+        n->kind = NODE_MAP;
+        n->flow = ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+        break;
+    default:
+        st = fail(p, n, "unexpected YAML event");
+        goto done;
+    }
+    if (anchor || ev->type == YAML_ALIAS_EVENT) {
+        st = refuse_anchor(p, r, ev, anchor);
+        goto done;
+    }
+    if ((n->kind == NODE_SEQ || n->kind == NODE_MAP) && depth >= CONFIG_MAX_DEPTH) {
+        st = fail(p, n, "nesting is deeper than %d levels", CONFIG_MAX_DEPTH);
+        goto done;
+    }
+done:
+    yaml_event_delete(ev);
+    if (st) return st;
+    if (n->kind == NODE_SEQ || n->kind == NODE_MAP)
+        st = build_children(p, r, n, depth);
+    *out = n;
+    return st;
+}
+
+/* Parse one YAML document into *root (an empty mapping when there is none). */
+static cnn_status read_document(parse *p, const char *text, size_t len,
+                                const char *src, node **root)
+{
+    reader r = {.text = text, .len = len, .src = src};
+    cnn_status st = CNN_OK;
+    int docs = 0;
+    *root = NULL;
+    if (!yaml_parser_initialize(&r.y))
+        return cnn_error_set(p->e, CNN_ERR_NOMEM, "out of memory starting the YAML parser");
+    yaml_parser_set_input_string(&r.y, (const unsigned char *)text, len);
+    for (;;) {
+        yaml_event_t ev;
+        if ((st = next_event(p, &r, &ev))) goto done;
+        yaml_event_type_t type = ev.type;
+        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+        if (type == YAML_STREAM_START_EVENT || type == YAML_DOCUMENT_END_EVENT
+            || type == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&ev);
+            if (type == YAML_STREAM_END_EVENT) break;
+            continue;
+        }
+        if (type == YAML_DOCUMENT_START_EVENT) {
+            yaml_event_delete(&ev);
+            if (docs++) {
+                st = fail_at(p, src, line, col,
+                             "a config is one YAML document; a second one starts here");
+                goto done;
+            }
+            continue;
+        }
+        if ((st = build(p, &r, &ev, 0, root))) goto done;
+    }
+    if (!*root || (*root)->kind == NODE_NULL) {
+        int line = *root ? (*root)->line : 1, col = *root ? (*root)->col : 1;
+        if (!(*root = node_new(p, NODE_MAP, line, col, src))) st = CNN_ERR_NOMEM;
+    }
+done:
+    yaml_parser_delete(&r.y);
+    return st;
+}
+
+/* ---- --set overrides --------------------------------------------------- */
+
+static void mark_src(node *n, const char *src)
+{
+    n->src = src;
+    for (size_t i = 0; n->kind == NODE_SEQ && i < n->n; i++) mark_src(n->items[i], src);
+}
+
+/* The value of a --set: a list when it starts with '[', a quoted scalar when
+ * it starts with a quote, else the text as it is (~, null or nothing: null). */
+static cnn_status set_value(parse *p, const char *arg, const char *text, node **out)
+{
+    node *n = NULL;
+    cnn_status st;
+    if (text[0] == '[' || text[0] == '"' || text[0] == '\'') {
+        if ((st = read_document(p, text, strlen(text), arg, &n))) return st;
+        if (text[0] == '[' && n->kind != NODE_SEQ)
+            return fail_at(p, arg, 0, 0, "the value must be a list like [1, 2]");
+        if (text[0] != '[' && n->kind != NODE_SCALAR)
+            return fail_at(p, arg, 0, 0, "the value must be one quoted string");
+        for (size_t i = 0; n->kind == NODE_SEQ && i < n->n; i++)
+            if (n->items[i]->kind == NODE_SEQ || n->items[i]->kind == NODE_MAP)
+                return fail_at(p, arg, 0, 0, "list items must be plain values, not %s",
+                               kind_word(n->items[i]));
+    } else {
+        if (!(n = node_new(p, NODE_SCALAR, 0, 0, arg))) return CNN_ERR_NOMEM;
+        if (!(n->text = arena_strndup(p->mem, text, strlen(text), p->e)))
+            return CNN_ERR_NOMEM;
+        n->style = YAML_PLAIN_SCALAR_STYLE;
+        if (is_null_word(n->text)) n->kind = NODE_NULL;
+    }
+    mark_src(n, arg);
+    *out = n;
+    return CNN_OK;
+}
+
+static cnn_status map_add(parse *p, node *map, node *key, node *val)
+{
+    pair *pairs = arena_alloc(p->mem, (map->n + 1) * sizeof *pairs, p->e);
+    if (!pairs) return CNN_ERR_NOMEM;
+    if (map->n) memcpy(pairs, map->pairs, map->n * sizeof *pairs);
+    pairs[map->n].key = key;
+    pairs[map->n].val = val;
+    map->pairs = pairs;
+    map->n++;
+    return CNN_OK;
+}
+
+static pair *map_find(const node *map, const char *key)
+{
+    for (size_t i = 0; map && map->kind == NODE_MAP && i < map->n; i++)
+        if (!strcmp(map->pairs[i].key->text, key)) return &map->pairs[i];
+    return NULL;
+}
+
+/* One step of a --set path: the child of cur named seg, created (as an empty
+ * mapping, or as val when last) if cur is a mapping without it. */
+static cnn_status set_step(parse *p, const char *arg, const char *path, size_t at,
+                           node *cur, const char *seg, node *val, node **next)
+{
+    if (cur->kind == NODE_NULL) {
+        cur->kind = NODE_MAP;
+        cur->src = arg;
+    }
+    if (cur->kind == NODE_MAP) {
+        pair *pr = map_find(cur, seg);
+        if (pr && val) { pr->val = val; *next = val; return CNN_OK; }
+        if (pr) { *next = pr->val; return CNN_OK; }
+        node *key = node_new(p, NODE_SCALAR, 0, 0, arg);
+        node *child = val ? val : node_new(p, NODE_MAP, 0, 0, arg);
+        if (!key || !child || !(key->text = arena_strndup(p->mem, seg, strlen(seg), p->e)))
+            return CNN_ERR_NOMEM;
+        *next = child;
+        return map_add(p, cur, key, child);
+    }
+    if (cur->kind == NODE_SEQ) {
+        char *end;
+        errno = 0;
+        unsigned long long i = strtoull(seg, &end, 10);
+        if (seg[0] < '0' || seg[0] > '9' || *end || errno)
+            return fail_at(p, arg, 0, 0, "%.*s is a list; '%s' is not an index (0, 1, ...)",
+                           (int)at, path, seg);
+        if (i >= cur->n)
+            return fail_at(p, arg, 0, 0, "%.*s has %zu items, so there is no index %s "
+                           "(indices start at 0)", (int)at, path, cur->n, seg);
+        if (val) cur->items[i] = val;
+        *next = cur->items[i];
+        return CNN_OK;
+    }
+    return fail_at(p, arg, 0, 0, "%.*s is a single value, so it has no '%s'",
+                   (int)at, path, seg);
+}
+
+/* Apply "dotted.key=value" to the tree. */
+static cnn_status apply_set(parse *p, node *root, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return fail_at(p, arg, 0, 0, "expected KEY=VALUE, e.g. train.epochs=5");
+    size_t plen = (size_t)(eq - arg);
+    char *path = arena_strndup(p->mem, arg, plen, p->e);
+    node *val = NULL, *cur = root;
+    cnn_status st;
+    if (!path) return CNN_ERR_NOMEM;
+    if ((st = set_value(p, arg, eq + 1, &val))) return st;
+    for (size_t start = 0; start <= plen;) {
+        size_t stop = start;
+        while (stop < plen && path[stop] != '.') stop++;
+        if (stop == start)
+            return fail_at(p, arg, 0, 0, "the key '%s' has an empty part", path);
+        char *seg = arena_strndup(p->mem, path + start, stop - start, p->e);
+        if (!seg) return CNN_ERR_NOMEM;
+        int last = stop == plen;
+        if ((st = set_step(p, arg, path, start ? start - 1 : 0, cur, seg,
+                           last ? val : NULL, &cur)))
+            return st;
+        start = stop + 1;
+    }
+    return CNN_OK;
+}
+
+/* ---- schema helpers ---------------------------------------------------- */
+
+/* A mapping section being read: its key (NULL at the top), the mapping
+ * (NULL when absent), and its dotted name. */
+typedef struct sect {
+    const node *key, *map;
+    char name[64];
+} sect;
+
+static void full_name(char *buf, size_t n, const sect *s, const char *key)
+{
+    int w = s->name[0] ? snprintf(buf, n, "%s.%s", s->name, key)
+                       : snprintf(buf, n, "%s", key);
+    assert(w >= 0 && (size_t)w < n && "schema key names are short");
+    (void)w;
+}
+
+/* The value under key, or NULL if absent or null. */
+static const node *value_of(const sect *s, const char *key)
+{
+    const pair *pr = map_find(s->map, key);
+    return pr && pr->val->kind != NODE_NULL ? pr->val : NULL;
+}
+
+static void join_names(char *buf, size_t n, const char *const *names, size_t count)
+{
+    buf[0] = 0;
+    for (size_t i = 0; i < count; i++) {
+        strncat(buf, i ? ", " : "", n - strlen(buf) - 1);
+        strncat(buf, names[i], n - strlen(buf) - 1);
+    }
+}
+
+/* Every key of s must be one of allowed[n]. */
+static cnn_status check_keys(parse *p, const sect *s, const char *const *allowed, size_t n)
+{
+    for (size_t i = 0; s->map && i < s->map->n; i++) {
+        const node *k = s->map->pairs[i].key;
+        size_t j = 0;
+        while (j < n && strcmp(k->text, allowed[j])) j++;
+        if (j < n) continue;
+        char where[80] = "";
+        if (s->name[0]) snprintf(where, sizeof where, " in %s", s->name);
+        const char *near = cnn_closest(k->text, allowed, n);
+        if (near)
+            return fail(p, k, "unknown %skey '%s'%s; did you mean '%s'?",
+                        s->name[0] ? "" : "top-level ", k->text, where, near);
+        char list[256];
+        join_names(list, sizeof list, allowed, n);
+        return fail(p, k, "unknown %skey '%s'%s (allowed: %s)",
+                    s->name[0] ? "" : "top-level ", k->text, where, list);
+    }
+    return CNN_OK;
+}
+
+/* Open the mapping under key of parent as a section with the given keys. */
+static cnn_status open_sect(parse *p, const sect *parent, const char *key,
+                            const char *const *allowed, size_t n, sect *s)
+{
+    const pair *pr = map_find(parent->map, key);
+    memset(s, 0, sizeof *s);
+    full_name(s->name, sizeof s->name, parent, key);
+    if (!pr) return CNN_OK;
+    s->key = pr->key;
+    if (pr->val->kind == NODE_NULL) return CNN_OK;
+    if (pr->val->kind != NODE_MAP)
+        return pr->val->kind == NODE_SCALAR
+            ? fail(p, pr->val, "%s must be a mapping, got \"%s\"", s->name, pr->val->text)
+            : fail(p, pr->val, "%s must be a mapping, got a list", s->name);
+    s->map = pr->val;
+    return check_keys(p, s, allowed, n);
+}
+
+static cnn_status required(parse *p, const sect *s, const char *key, const char *hint)
+{
+    char name[128];
+    full_name(name, sizeof name, s, key);
+    if (s->key) return fail(p, s->key, "%s is required%s", name, hint);
+    return fail_at(p, NULL, 0, 0, "%s is required%s", name, hint);
+}
+
+/* A type mismatch: "NAME must be WANT, got ...". */
+static cnn_status bad_value(parse *p, const node *v, const char *name, const char *want)
+{
+    if (v->kind == NODE_SCALAR)
+        return fail(p, v, "%s must be %s, got \"%s\"", name, want, v->text);
+    return fail(p, v, "%s must be %s, got %s", name, want, kind_word(v));
+}
+
+static cnn_status int_value(parse *p, const node *v, const char *name, long min,
+                            long max, long *out)
+{
+    char want[96];
+    long x;
+    if (max == LONG_MAX) snprintf(want, sizeof want, "an integer >= %ld", min);
+    else snprintf(want, sizeof want, "an integer from %ld to %ld", min, max);
+    if (v->kind != NODE_SCALAR || cnn_parse_long(v->text, &x))
+        return bad_value(p, v, name, want);
+    if (x < min || x > max) return fail(p, v, "%s must be %s, got %s", name, want, v->text);
+    *out = x;
+    return CNN_OK;
+}
+
+static cnn_status get_int(parse *p, const sect *s, const char *key, long def,
+                          long min, long max, long *out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    *out = def;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    return int_value(p, v, name, min, max, out);
+}
+
+static cnn_status get_size(parse *p, const sect *s, const char *key, long def,
+                           long min, long max, size_t *out)
+{
+    long x;
+    cnn_status st = get_int(p, s, key, def, min, max, &x);
+    if (!st) *out = (size_t)x;
+    return st;
+}
+
+/* A closed or open interval; hi = INFINITY for none. */
+typedef struct range {
+    double lo, hi;
+    int lo_open, hi_open;
+} range;
+
+static cnn_status float_value(parse *p, const node *v, const char *name, range r,
+                              float *out)
+{
+    char span[64], want[96];
+    double x;
+    if (isinf(r.hi)) snprintf(span, sizeof span, "%s %g", r.lo_open ? ">" : ">=", r.lo);
+    else snprintf(span, sizeof span, "in %c%g, %g%c", r.lo_open ? '(' : '[', r.lo, r.hi,
+                  r.hi_open ? ')' : ']');
+    snprintf(want, sizeof want, "a number %s", span);
+    if (v->kind != NODE_SCALAR || cnn_parse_double(v->text, &x))
+        return bad_value(p, v, name, want);
+    if (x < r.lo || (r.lo_open && x == r.lo) || x > r.hi || (r.hi_open && x == r.hi))
+        return fail(p, v, "%s must be %s, got %s", name, span, v->text);
+    if (fabs(x) > FLT_MAX)
+        return fail(p, v, "%s is too large for a 32-bit float, got %s", name, v->text);
+    *out = (float)x;
+    return CNN_OK;
+}
+
+static cnn_status get_float(parse *p, const sect *s, const char *key, float def,
+                            range r, float *out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    *out = def;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    return float_value(p, v, name, r, out);
+}
+
+static cnn_status get_bool(parse *p, const sect *s, const char *key, int def, int *out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    *out = def;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    if (v->kind != NODE_SCALAR || cnn_parse_bool(v->text, out))
+        return bad_value(p, v, name, "true or false");
+    return CNN_OK;
+}
+
+static cnn_status get_string(parse *p, const sect *s, const char *key, const char **out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    *out = NULL;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    if (v->kind != NODE_SCALAR) return bad_value(p, v, name, "a string");
+    *out = v->text;
+    return CNN_OK;
+}
+
+static cnn_status enum_value(parse *p, const node *v, const char *name,
+                             const char *const *choices, size_t n, int *out)
+{
+    char list[256];
+    join_names(list, sizeof list, choices, n);
+    for (size_t i = 0; v->kind == NODE_SCALAR && i < n; i++)
+        if (!strcmp(v->text, choices[i])) { *out = (int)i; return CNN_OK; }
+    if (v->kind != NODE_SCALAR)
+        return fail(p, v, "%s must be one of %s, got %s", name, list, kind_word(v));
+    const char *near = cnn_closest(v->text, choices, n);
+    if (near)
+        return fail(p, v, "%s must be one of %s, got \"%s\"; did you mean '%s'?", name,
+                    list, v->text, near);
+    return fail(p, v, "%s must be one of %s, got \"%s\"", name, list, v->text);
+}
+
+/* A key that the chosen type does not take. */
+static cnn_status not_for(parse *p, const sect *s, const char *key, const char *valid,
+                          const char *type)
+{
+    const pair *pr = map_find(s->map, key);
+    if (!pr || pr->val->kind == NODE_NULL) return CNN_OK;
+    return fail(p, pr->key, "%s.%s is only valid for %s, not %s", s->name, key, valid, type);
+}
+
+/* ---- data -------------------------------------------------------------- */
+
+static cnn_status parse_source(parse *p, const sect *data, const char *key,
+                               cnn_data_source *src)
+{
+    static const char *const keys[] = {"images", "labels", "limit"};
+    sect s;
+    const char *images, *labels;
+    cnn_status st;
+    if ((st = open_sect(p, data, key, keys, 3, &s))) return st;
+    if (!s.map) return CNN_OK;
+    if ((st = get_string(p, &s, "images", &images))
+        || (st = get_string(p, &s, "labels", &labels))
+        || (st = get_size(p, &s, "limit", 0, 0, LONG_MAX, &src->limit)))
+        return st;
+    if (!images) return required(p, &s, "images", " (an IDX image file)");
+    if (!labels) return required(p, &s, "labels", " (an IDX label file)");
+    src->images = (char *)images;
+    src->labels = (char *)labels;
+    return CNN_OK;
+}
+
+static cnn_status parse_input(parse *p, const sect *data, cnn_shape *shape)
+{
+    static const char *const keys[] = {"channels", "height", "width"};
+    static const char *const hint = " (the model's input shape, e.g. "
+                                    "input: {channels: 1, height: 28, width: 28})";
+    sect s;
+    cnn_status st;
+    if ((st = open_sect(p, data, "input", keys, 3, &s))) return st;
+    if (!s.map) return required(p, data, "input", hint);
+    for (size_t i = 0; i < 3; i++)
+        if (!value_of(&s, keys[i])) return required(p, &s, keys[i], "");
+    if ((st = get_size(p, &s, "channels", 1, 1, 4, &shape->c))
+        || (st = get_size(p, &s, "height", 1, 1, SIZE_MAX_HW, &shape->h))
+        || (st = get_size(p, &s, "width", 1, 1, SIZE_MAX_HW, &shape->w)))
+        return st;
+    return CNN_OK;
+}
+
+/* mean or std: a list of one number per channel, or one number for all. */
+static cnn_status channel_values(parse *p, const sect *s, const char *key, size_t c,
+                                 range r, float *out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    cnn_status st;
+    if (!v) return required(p, s, key, "");
+    full_name(name, sizeof name, s, key);
+    if (v->kind == NODE_SCALAR) {
+        if ((st = float_value(p, v, name, r, &out[0]))) return st;
+        for (size_t i = 1; i < c; i++) out[i] = out[0];
+        return CNN_OK;
+    }
+    if (v->kind != NODE_SEQ) return bad_value(p, v, name, "a list of numbers");
+    if (v->n != c)
+        return fail(p, v, "%s must have %zu value%s, one per channel "
+                    "(data.input.channels is %zu), got %zu", name, c, c == 1 ? "" : "s",
+                    c, v->n);
+    for (size_t i = 0; i < c; i++)
+        if ((st = float_value(p, v->items[i], name, r, &out[i]))) return st;
+    return CNN_OK;
+}
+
+static cnn_status parse_data(parse *p, const sect *top, cnn_data_spec *d)
+{
+    static const char *const keys[] = {"train", "val", "input", "normalize"};
+    static const char *const norm_keys[] = {"mean", "std"};
+    const range any = {-FLT_MAX, FLT_MAX, 0, 0}, positive = {0, INFINITY, 1, 0};
+    sect s, norm;
+    cnn_status st;
+    if ((st = open_sect(p, top, "data", keys, 4, &s))) return st;
+    if (!s.map)
+        return required(p, s.key ? &s : top, s.key ? "input" : "data.input",
+                        " (the model's input shape, e.g. "
+                        "input: {channels: 1, height: 28, width: 28})");
+    if ((st = parse_source(p, &s, "train", &d->train))
+        || (st = parse_source(p, &s, "val", &d->val))
+        || (st = parse_input(p, &s, &d->input))
+        || (st = open_sect(p, &s, "normalize", norm_keys, 2, &norm)))
+        return st;
+    if (!norm.map) return CNN_OK;
+    d->has_normalize = 1;
+    if ((st = channel_values(p, &norm, "mean", d->input.c, any, d->mean))
+        || (st = channel_values(p, &norm, "std", d->input.c, positive, d->std)))
+        return st;
+    return CNN_OK;
+}
+
+/* ---- model ------------------------------------------------------------- */
+
+static int valid_layer_name(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+              || *s == '_' || *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* Split a layer entry into its kind (a scalar) and its options (or NULL). */
+static cnn_status layer_entry(parse *p, const node *item, size_t num,
+                              const node **kind, const node **opts)
+{
+    *opts = NULL;
+    if (item->kind == NODE_SCALAR) { *kind = item; return CNN_OK; }
+    if (item->kind == NODE_NULL || (item->kind == NODE_MAP && item->n == 0))
+        return fail(p, item, "layer %zu is empty; write a kind, e.g. '- relu' or "
+                    "'- conv: {filters: 8, kernel: 3}'", num);
+    if (item->kind == NODE_SEQ)
+        return fail(p, item, "layer %zu must be a kind ('- relu') or 'kind: {options}' "
+                    "('- conv: {filters: 8}'), got a list", num);
+    if (item->n != 1)
+        return fail(p, item->pairs[1].key, "layer %zu has %zu keys (%s, %s%s); a layer is "
+                    "one 'kind: {options}' pair, e.g. '- conv: {filters: 8}' (indent the "
+                    "options under the kind, or put them in braces)", num, item->n,
+                    item->pairs[0].key->text, item->pairs[1].key->text,
+                    item->n > 2 ? ", ..." : "");
+    *kind = item->pairs[0].key;
+    const node *v = item->pairs[0].val;
+    if (v->kind == NODE_MAP) *opts = v;
+    else if (v->kind != NODE_NULL)
+        return v->kind == NODE_SCALAR
+            ? fail(p, v, "the options of layer %zu (%s) must be a mapping, e.g. "
+                   "'- %s: {...}', got \"%s\"", num, (*kind)->text, (*kind)->text, v->text)
+            : fail(p, v, "the options of layer %zu (%s) must be a mapping, e.g. "
+                   "'- %s: {...}', got a list", num, (*kind)->text, (*kind)->text);
+    return CNN_OK;
+}
+
+static cnn_status check_kind(parse *p, const node *kind)
+{
+    const char *names[256];
+    size_t n = cnn_layer_kind_count < 256 ? cnn_layer_kind_count : 256;
+    char list[512];
+    if (cnn_layer_kind_find(kind->text)) return CNN_OK;
+    for (size_t i = 0; i < n; i++) names[i] = cnn_layer_kinds[i]->name;
+    const char *near = cnn_closest(kind->text, names, n);
+    if (near)
+        return fail(p, kind, "unknown layer kind '%s'; did you mean '%s'?", kind->text, near);
+    join_names(list, sizeof list, names, n);
+    return fail(p, kind, "unknown layer kind '%s' (known kinds: %s)", kind->text, list);
+}
+
+static cnn_status layer_name(parse *p, const node *v, const char *ctx, const char **out)
+{
+    if (v->kind != NODE_SCALAR) return fail(p, v, "%s: name must be a string, got %s",
+                                            ctx, kind_word(v));
+    if (!v->text[0] || strlen(v->text) >= CNN_NAME_MAX || !valid_layer_name(v->text))
+        return fail(p, v, "%s: a layer name has 1 to %d letters, digits, '_', '.' or "
+                    "'-', got \"%s\"", ctx, CNN_NAME_MAX - 1, v->text);
+    if (!strcmp(v->text, "input"))
+        return fail(p, v, "%s: the name 'input' is reserved for the network input", ctx);
+    *out = v->text;
+    return CNN_OK;
+}
+
+static cnn_status layer_inputs(parse *p, const node *v, const char *ctx,
+                               cnn_layer_spec *spec)
+{
+    size_t n = v->kind == NODE_SEQ ? v->n : 1;
+    if (v->kind == NODE_MAP || n < 1 || n > CNN_MAX_INPUTS)
+        return fail(p, v, "%s: inputs must be a layer name or a list of 1 to %d of them",
+                    ctx, CNN_MAX_INPUTS);
+    const char **names = arena_alloc(p->mem, n * sizeof *names, p->e);
+    if (!names) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const node *it = v->kind == NODE_SEQ ? v->items[i] : v;
+        if (it->kind != NODE_SCALAR)
+            return fail(p, it, "%s: inputs must name layers, got %s", ctx, kind_word(it));
+        names[i] = it->text;
+    }
+    spec->inputs = names;
+    spec->ninputs = n;
+    return CNN_OK;
+}
+
+/* One option: a scalar's text, or a list of scalars' texts. */
+static cnn_status layer_opt(parse *p, const pair *pr, const char *ctx, cnn_opt *o)
+{
+    const node *v = pr->val;
+    o->key = pr->key->text;
+    o->key_line = pr->key->src ? 0 : pr->key->line;
+    o->key_col = pr->key->src ? 0 : pr->key->col;
+    o->line = v->src ? 0 : v->line;
+    o->col = v->src ? 0 : v->col;
+    if (v->kind == NODE_SCALAR) { o->text = v->text; return CNN_OK; }
+    if (v->kind == NODE_MAP)
+        return fail(p, v, "%s: option '%s' is a mapping; layer options are values or "
+                    "lists of values", ctx, o->key);
+    const char **items = arena_alloc(p->mem, (v->n ? v->n : 1) * sizeof *items, p->e);
+    if (!items) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->items[i]->kind == NODE_SEQ || v->items[i]->kind == NODE_MAP)
+            return fail(p, v->items[i], "%s: the items of option '%s' must be plain "
+                        "values, not %s", ctx, o->key, kind_word(v->items[i]));
+        items[i] = v->items[i]->text;
+    }
+    o->items = items;
+    o->nitems = v->n;
+    return CNN_OK;
+}
+
+/* Fill spec from layer entry `item`, the num-th layer (1-based). */
+static cnn_status parse_layer(parse *p, const node *item, size_t num, cnn_layer_spec *spec)
+{
+    const node *kind = NULL, *opts = NULL;
+    const pair *name = NULL, *inputs = NULL;
+    char ctx[CNN_NAME_MAX + 96];
+    size_t nopt = 0;
+    cnn_status st;
+    if ((st = layer_entry(p, item, num, &kind, &opts)) || (st = check_kind(p, kind)))
+        return st;
+    spec->kind = kind->text;
+    spec->line = item->src ? 0 : item->line;
+    spec->col = item->src ? 0 : item->col;
+    snprintf(ctx, sizeof ctx, "layer %zu (%s)", num, kind->text);
+    if ((name = map_find(opts, "name")) && name->val->kind != NODE_NULL) {
+        if ((st = layer_name(p, name->val, ctx, &spec->name))) return st;
+        snprintf(ctx, sizeof ctx, "layer '%s' (%s)", spec->name, kind->text);
+    }
+    if ((inputs = map_find(opts, "inputs")) && inputs->val->kind != NODE_NULL
+        && (st = layer_inputs(p, inputs->val, ctx, spec)))
+        return st;
+    if (!(spec->opts.context = arena_strndup(p->mem, ctx, strlen(ctx), p->e)))
+        return CNN_ERR_NOMEM;
+    for (size_t i = 0; opts && i < opts->n; i++)
+        nopt += &opts->pairs[i] != name && &opts->pairs[i] != inputs
+            && opts->pairs[i].val->kind != NODE_NULL;
+    cnn_opt *o = arena_alloc(p->mem, (nopt ? nopt : 1) * sizeof *o, p->e);
+    if (!o) return CNN_ERR_NOMEM;
+    spec->opts.items = o;
+    for (size_t i = 0; opts && i < opts->n; i++) {
+        const pair *pr = &opts->pairs[i];
+        if (pr == name || pr == inputs || pr->val->kind == NODE_NULL) continue;
+        if ((st = layer_opt(p, pr, spec->opts.context, &o[spec->opts.n]))) return st;
+        spec->opts.n++;
+    }
+    return CNN_OK;
+}
+
+/* Two layers may not share a name; the message names both places. */
+static cnn_status check_layer_names(parse *p, const node *seq, const cnn_layer_spec *specs)
+{
+    for (size_t i = 0; i < seq->n; i++) {
+        for (size_t j = 0; specs[i].name && j < i; j++) {
+            if (!specs[j].name || strcmp(specs[i].name, specs[j].name)) continue;
+            const pair *a = map_find(seq->items[j]->pairs[0].val, "name");
+            const pair *b = map_find(seq->items[i]->pairs[0].val, "name");
+            return fail(p, b->val, "two layers are named '%s' (layers %zu and %zu; the "
+                        "first at line %d, column %d)", specs[i].name, j + 1, i + 1,
+                        a->val->line, a->val->col);
+        }
+    }
+    return CNN_OK;
+}
+
+static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *m)
+{
+    static const char *const keys[] = {"layers", "loss", "label_smoothing"};
+    static const char *const losses[] = {"softmax_cross_entropy"};
+    const range smoothing = {0, 1, 0, 1};
+    sect s;
+    int loss = 0;
+    cnn_status st;
+    if ((st = open_sect(p, top, "model", keys, 3, &s))) return st;
+    const node *layers = value_of(&s, "layers");
+    if (!layers)
+        return required(p, s.key ? &s : top, s.key ? "layers" : "model.layers",
+                        " (a list of layers, e.g. '- conv: {filters: 8, kernel: 3}')");
+    if (layers->kind != NODE_SEQ || layers->n == 0)
+        return layers->kind == NODE_SEQ
+            ? fail(p, layers, "model.layers must list at least one layer")
+            : bad_value(p, layers, "model.layers", "a list of layers");
+    cnn_layer_spec *specs = arena_alloc(p->mem, layers->n * sizeof *specs, p->e);
+    if (!specs) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < layers->n; i++)
+        if ((st = parse_layer(p, layers->items[i], i + 1, &specs[i]))) return st;
+    if ((st = check_layer_names(p, layers, specs))) return st;
+    m->layers = specs;
+    m->nlayers = layers->n;
+    const node *lv = value_of(&s, "loss");
+    if (lv && (st = enum_value(p, lv, "model.loss", losses, 1, &loss))) return st;
+    return get_float(p, &s, "label_smoothing", 0.0f, smoothing, &m->label_smoothing);
+}
+
+/* ---- train ------------------------------------------------------------- */
+
+static const char *const optim_names[CNN_OPTIM_COUNT] = {"sgd", "adam", "adamw"};
+static const char *const sched_names[CNN_SCHED_COUNT] = {"constant", "step", "cosine"};
+
+/* A section that may also be written as just its type: `schedule: cosine`.
+ * *type_node is the node holding the type (NULL: default). */
+static cnn_status open_typed(parse *p, const sect *train, const char *key,
+                             const char *const *keys, size_t n, sect *s,
+                             const node **type_node)
+{
+    const pair *pr = map_find(train->map, key);
+    *type_node = NULL;
+    if (pr && pr->val->kind == NODE_SCALAR) {
+        memset(s, 0, sizeof *s);
+        full_name(s->name, sizeof s->name, train, key);
+        s->key = pr->key;
+        *type_node = pr->val;
+        return CNN_OK;
+    }
+    cnn_status st = open_sect(p, train, key, keys, n, s);
+    if (!st) *type_node = value_of(s, "type");
+    return st;
+}
+
+static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config *o)
+{
+    static const char *const keys[] = {"type", "lr", "momentum", "nesterov",
+                                       "weight_decay", "betas", "eps"};
+    const range lr = {0, INFINITY, 1, 0}, unit = {0, 1, 0, 1};
+    const range nonneg = {0, INFINITY, 0, 0};
+    const node *tv;
+    sect s;
+    int type = CNN_OPTIM_SGD;
+    cnn_status st;
+    char name[128];
+    if ((st = open_typed(p, train, "optimizer", keys, 7, &s, &tv))) return st;
+    full_name(name, sizeof name, &s, "type");
+    if (tv && (st = enum_value(p, tv, name, optim_names, CNN_OPTIM_COUNT, &type))) return st;
+    o->type = (cnn_optim_type)type;
+    const int sgd = o->type == CNN_OPTIM_SGD;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    if ((st = get_float(p, &s, "lr", sgd ? 0.01f : 0.001f, lr, &o->lr))
+        || (st = get_float(p, &s, "weight_decay", o->type == CNN_OPTIM_ADAMW ? 0.01f : 0.0f,
+                           nonneg, &o->weight_decay)))
+        return st;
+    if (sgd) {
+        if ((st = not_for(p, &s, "betas", "adam and adamw", "sgd"))
+            || (st = not_for(p, &s, "eps", "adam and adamw", "sgd"))
+            || (st = get_float(p, &s, "momentum", 0.9f, unit, &o->momentum))
+            || (st = get_bool(p, &s, "nesterov", 0, &o->nesterov)))
+            return st;
+        if (o->nesterov && o->momentum == 0.0f)
+            return fail(p, value_of(&s, "nesterov"), "%s.nesterov needs momentum > 0",
+                        s.name);
+        o->eps = 1e-8f;
+        return CNN_OK;
+    }
+    if ((st = not_for(p, &s, "momentum", "sgd", optim_names[type]))
+        || (st = not_for(p, &s, "nesterov", "sgd", optim_names[type]))
+        || (st = get_float(p, &s, "eps", 1e-8f, lr, &o->eps)))
+        return st;
+    const node *b = value_of(&s, "betas");
+    if (!b) return CNN_OK;
+    full_name(name, sizeof name, &s, "betas");
+    if (b->kind != NODE_SEQ || b->n != 2)
+        return b->kind == NODE_SEQ
+            ? fail(p, b, "%s must be a list of two numbers in [0, 1), got %zu", name, b->n)
+            : bad_value(p, b, name, "a list of two numbers in [0, 1)");
+    if ((st = float_value(p, b->items[0], name, unit, &o->beta1))
+        || (st = float_value(p, b->items[1], name, unit, &o->beta2)))
+        return st;
+    return CNN_OK;
+}
+
+static cnn_status parse_schedule(parse *p, const sect *train, cnn_train_spec *t)
+{
+    static const char *const keys[] = {"type", "step_epochs", "gamma", "warmup_epochs",
+                                       "min_lr"};
+    const range gamma = {0, 1, 1, 0}, nonneg = {0, INFINITY, 0, 0};
+    const node *tv;
+    sect s;
+    int type = CNN_SCHED_CONSTANT;
+    char name[128];
+    cnn_status st;
+    if ((st = open_typed(p, train, "schedule", keys, 5, &s, &tv))) return st;
+    full_name(name, sizeof name, &s, "type");
+    if (tv && (st = enum_value(p, tv, name, sched_names, CNN_SCHED_COUNT, &type))) return st;
+    t->schedule = (cnn_schedule_type)type;
+    const char *tn = sched_names[type];
+    if (type != CNN_SCHED_STEP
+        && ((st = not_for(p, &s, "step_epochs", "type step", tn))
+            || (st = not_for(p, &s, "gamma", "type step", tn))))
+        return st;
+    if (type != CNN_SCHED_COSINE
+        && ((st = not_for(p, &s, "warmup_epochs", "type cosine", tn))
+            || (st = not_for(p, &s, "min_lr", "type cosine", tn))))
+        return st;
+    if ((st = get_size(p, &s, "step_epochs", 10, 1, LONG_MAX, &t->step_epochs))
+        || (st = get_float(p, &s, "gamma", 0.1f, gamma, &t->gamma))
+        || (st = get_size(p, &s, "warmup_epochs", 0, 0, LONG_MAX, &t->warmup_epochs))
+        || (st = get_float(p, &s, "min_lr", 0.0f, nonneg, &t->min_lr)))
+        return st;
+    if (t->min_lr > t->optim.lr)
+        return fail(p, value_of(&s, "min_lr"), "%s.min_lr (%g) must not exceed the "
+                    "learning rate train.optimizer.lr (%g)", s.name, (double)t->min_lr,
+                    (double)t->optim.lr);
+    return CNN_OK;
+}
+
+static cnn_status parse_train(parse *p, const sect *top, cnn_train_spec *t)
+{
+    static const char *const keys[] = {"epochs", "batch", "optimizer", "schedule"};
+    sect s;
+    cnn_status st;
+    if ((st = open_sect(p, top, "train", keys, 4, &s))
+        || (st = get_size(p, &s, "epochs", 10, 1, LONG_MAX, &t->epochs))
+        || (st = get_size(p, &s, "batch", 64, 1, 65536, &t->batch))
+        || (st = parse_optimizer(p, &s, &t->optim))
+        || (st = parse_schedule(p, &s, t)))
+        return st;
+    return CNN_OK;
+}
+
+/* ---- the whole config -------------------------------------------------- */
+
+/* The file's base name without .yaml or .yml ("config" if nothing is left). */
+static cnn_status default_name(parse *p, const char **out)
+{
+    const char *base = strrchr(p->path, '/');
+    base = base ? base + 1 : p->path;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".yaml")) n -= 5;
+    else if (n > 4 && !strcmp(base + n - 4, ".yml")) n -= 4;
+    if (!n) { base = "config"; n = 6; }
+    *out = arena_strndup(p->mem, base, n, p->e);
+    return *out ? CNN_OK : CNN_ERR_NOMEM;
+}
+
+/* The run name becomes a directory, runs/<name>/. */
+static int valid_run_name(const char *s)
+{
+    if (!s[0] || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+    for (; *s; s++)
+        if (*s == '/' || (unsigned char)*s < 0x20 || *s == 0x7f) return 0;
+    return 1;
+}
+
+static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
+{
+    static const char *const keys[] = {"name", "seed", "data", "model", "train"};
+    sect top = {.map = root};
+    const char *name;
+    long seed;
+    cnn_status st;
+    if ((st = check_keys(p, &top, keys, 5))
+        || (st = get_string(p, &top, "name", &name))
+        || (st = get_int(p, &top, "seed", 42, 0, LONG_MAX, &seed)))
+        return st;
+    if (name && !valid_run_name(name))
+        return fail(p, value_of(&top, "name"), "name must be usable as a directory name "
+                    "(no '/' or control characters, not '.' or '..'), got \"%s\"", name);
+    if (!name && (st = default_name(p, &name))) return st;
+    cfg->name = (char *)name;
+    cfg->seed = (uint64_t)seed;
+    if ((st = parse_data(p, &top, &cfg->data))
+        || (st = parse_model(p, &top, &cfg->model))
+        || (st = parse_train(p, &top, &cfg->train)))
+        return st;
+    cfg->model.input = cfg->data.input;
+    return CNN_OK;
+}
+
+static cnn_status check_root(parse *p, const node *root)
+{
+    if (root->kind == NODE_MAP) return CNN_OK;
+    return fail(p, root, "a config must be a mapping of sections (name, seed, data, "
+                "model, train), got %s", root->kind == NODE_SEQ ? "a list" : "one value");
+}
+
+/* Put name and seed at the top of the tree if the file left them out, so that
+ * the resolved text reads back the same wherever it is stored. */
+static cnn_status make_explicit(parse *p, node *root, const cnn_config *cfg)
+{
+    char seed[32];
+    const char *keys[2] = {"name", "seed"}, *vals[2] = {cfg->name, seed};
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+    for (int i = 1; i >= 0; i--) {
+        pair *pr = map_find(root, keys[i]);
+        if (pr && pr->val->kind != NODE_NULL) continue;
+        node *k = node_new(p, NODE_SCALAR, 0, 0, NULL);
+        node *v = node_new(p, NODE_SCALAR, 0, 0, NULL);
+        if (!k || !v || !(k->text = arena_strndup(p->mem, keys[i], 4, p->e))
+            || !(v->text = arena_strndup(p->mem, vals[i], strlen(vals[i]), p->e)))
+            return CNN_ERR_NOMEM;
+        if (is_null_word(v->text)) v->style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+        if (pr) { pr->val = v; continue; }
+        if (map_add(p, root, k, v)) return CNN_ERR_NOMEM;
+        memmove(root->pairs + 1, root->pairs, (root->n - 1) * sizeof *root->pairs);
+        root->pairs[0].key = k;
+        root->pairs[0].val = v;
+    }
+    return CNN_OK;
+}
+
+/* ---- writing the tree back out ----------------------------------------- */
+
+typedef struct outbuf {
+    char *buf;
+    size_t len, cap;
+    cnn_error *e;
+} outbuf;
+
+static int out_write(void *data, unsigned char *bytes, size_t size)
+{
+    outbuf *o = data;
+    if (o->len + size + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + size + 1) cap *= 2;
+        char *q = cnn_realloc(o->buf, cap, 1, "resolved config", o->e);
+        if (!q) return 0;
+        o->buf = q;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, bytes, size);
+    o->len += size;
+    o->buf[o->len] = 0;
+    return 1;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *text, yaml_scalar_style_t style)
+{
+    yaml_event_t ev;
+    return yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text,
+                                        (int)strlen(text), 1, 1, style)
+        && yaml_emitter_emit(em, &ev);
+}
+
+static int emit_node(yaml_emitter_t *em, const node *n)
+{
+    yaml_event_t ev;
+    switch (n->kind) {
+    case NODE_NULL:
+        return emit_scalar(em, "~", YAML_PLAIN_SCALAR_STYLE);
+    case NODE_SCALAR:
+        return emit_scalar(em, n->text, n->style);
+    case NODE_SEQ:
+        if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, n->flow
+                ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE)
+            || !yaml_emitter_emit(em, &ev))
+            return 0;
+        for (size_t i = 0; i < n->n; i++)
+            if (!emit_node(em, n->items[i])) return 0;
+        return yaml_sequence_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+    case NODE_MAP:
+        if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, n->flow
+                ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE)
+            || !yaml_emitter_emit(em, &ev))
+            return 0;
+        for (size_t i = 0; i < n->n; i++)
+            if (!emit_node(em, n->pairs[i].key) || !emit_node(em, n->pairs[i].val))
+                return 0;
+        return yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+    }
+    return 0;
+}
+
+static int emit_document(yaml_emitter_t *em, const node *root)
+{
+    yaml_event_t ev;
+    return yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING)
+        && yaml_emitter_emit(em, &ev)
+        && yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1)
+        && yaml_emitter_emit(em, &ev)
+        && emit_node(em, root)
+        && yaml_document_end_event_initialize(&ev, 1)
+        && yaml_emitter_emit(em, &ev)
+        && yaml_stream_end_event_initialize(&ev)
+        && yaml_emitter_emit(em, &ev);
+}
+
+static cnn_status resolve_text(parse *p, const node *root, char **out)
+{
+    yaml_emitter_t em;
+    outbuf o = {.e = p->e};
+    cnn_status st = CNN_OK;
+    if (!yaml_emitter_initialize(&em))
+        return cnn_error_set(p->e, CNN_ERR_NOMEM, "out of memory starting the YAML emitter");
+    yaml_emitter_set_output(&em, out_write, &o);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_set_width(&em, -1);
+    if (!emit_document(&em, root) || !yaml_emitter_flush(&em)) {
+        st = p->e && p->e->status == CNN_ERR_NOMEM ? CNN_ERR_NOMEM
+            : fail_at(p, NULL, 0, 0, "cannot write the resolved config: %s",
+                      em.problem ? em.problem : "a value is not valid UTF-8");
+        goto done;
+    }
+    if (!(*out = arena_strndup(p->mem, o.buf ? o.buf : "", o.len, p->e)))
+        st = CNN_ERR_NOMEM;
+done:
+    yaml_emitter_delete(&em);
+    free(o.buf);
+    return st;
+}
+
+cnn_status cnn_config_parse(const char *text, size_t len, const char *path,
+                            const char *const *sets, size_t nsets,
+                            cnn_config *cfg, cnn_error *e)
+{
+    parse p = {.e = e, .path = path ? path : "<config>"};
+    node *root = NULL;
+    cnn_status st;
+    cnn_error_clear(e);
+    memset(cfg, 0, sizeof *cfg);
+    if (!(p.mem = cnn_alloc(1, sizeof *p.mem, "config", e))) {
+        st = CNN_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = read_document(&p, text ? text : "", text ? len : 0, NULL, &root))
+        || (st = check_root(&p, root)))
+        goto done;
+    for (size_t i = 0; i < nsets; i++)
+        if ((st = apply_set(&p, root, sets[i]))) goto done;
+    if ((st = parse_top(&p, root, cfg))
+        || (st = make_explicit(&p, root, cfg))
+        || (st = resolve_text(&p, root, &cfg->resolved)))
+        goto done;
+    if (!(cfg->path = arena_strndup(p.mem, p.path, strlen(p.path), e))) st = CNN_ERR_NOMEM;
+done:
+    if (st) {
+        arena_free(p.mem);
+        memset(cfg, 0, sizeof *cfg);
+        cnn_error_file(e, p.path);
+        return st;
+    }
+    cfg->priv = p.mem;
+    return CNN_OK;
+}
+
+/* Read a whole file, refusing more than CONFIG_MAX_BYTES. */
+static cnn_status read_file(const char *path, char **out, size_t *len, cnn_error *e)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    cnn_status st = CNN_OK;
+    if (!f) {
+        st = cnn_error_set(e, CNN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        goto done;
+    }
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *q = cnn_realloc(buf, cap + 1, 1, "config text", e);
+            if (!q) { st = CNN_ERR_NOMEM; goto done; }
+            buf = q;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > CONFIG_MAX_BYTES) {
+            st = cnn_error_set(e, CNN_ERR_CONFIG, "'%s' is larger than %zu MiB; a config "
+                               "is a small text file", path, CONFIG_MAX_BYTES >> 20);
+            goto done;
+        }
+        if (got) continue;
+        if (ferror(f)) {
+            st = cnn_error_set(e, CNN_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            goto done;
+        }
+        break;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    buf = NULL;
+done:
+    if (f) fclose(f);
+    free(buf);
+    return st;
+}
+
+cnn_status cnn_config_load(const char *path, const char *const *sets,
+                           size_t nsets, cnn_config *cfg, cnn_error *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cnn_error_clear(e);
+    memset(cfg, 0, sizeof *cfg);
+    cnn_status st = read_file(path, &text, &len, e);
+    if (st) {
+        cnn_error_file(e, path);
+        return st;
+    }
+    st = cnn_config_parse(text, len, path, sets, nsets, cfg, e);
+    free(text);
+    return st;
+}
+
+void cnn_config_free(cnn_config *cfg)
+{
+    if (!cfg) return;
+    arena_free(cfg->priv);
+    memset(cfg, 0, sizeof *cfg);
+}

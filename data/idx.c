@@ -1,0 +1,222 @@
+/*
+ * IDX datasets (MNIST, Fashion-MNIST, EMNIST, ...): an image file and a
+ * label file, each gzipped or not (zlib's gzread passes plain files through
+ * unchanged). An IDX file starts with a big-endian magic word, 0x0000TTDD
+ * with TT the element type (0x08: unsigned byte) and DD the number of
+ * dimensions, followed by DD big-endian uint32 sizes and then the elements
+ * in C order. Images are 0x00000803 (n, rows, cols); labels 0x00000801 (n).
+ *
+ * Both headers are read and the counts compared before any pixel is read, so
+ * a mismatched pair fails at once. When the whole file is read, one more
+ * byte is asked for: that catches trailing data and makes zlib check the
+ * gzip trailer's CRC. Also here: freeing a dataset and its pixel statistics.
+ */
+#include "dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define IDX_IMAGES_MAGIC 0x00000803u
+#define IDX_LABELS_MAGIC 0x00000801u
+/* gzread takes an unsigned int count; read big arrays in pieces. */
+#define IDX_READ_PIECE ((size_t)1 << 30)
+
+/* Read up to n bytes into buf; *got is how many arrived (fewer only at the
+ * end of the data). A read error fails with a message naming path. */
+static cnn_status gz_read_all(gzFile g, const char *path, void *buf, size_t n,
+                              size_t *got, cnn_error *e)
+{
+    unsigned char *p = buf;
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got < IDX_READ_PIECE ? n - *got : IDX_READ_PIECE;
+        int r = gzread(g, p + *got, (unsigned)want);
+        if (r < 0) {
+            int zerr;
+            const char *why = gzerror(g, &zerr);
+            if (zerr == Z_ERRNO)
+                return cnn_error_set(e, CNN_ERR_IO, "cannot read %s: %s", path,
+                                     strerror(errno));
+            size_t plen = strlen(path);            /* zlib prefixes "path: " */
+            if (strncmp(why, path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0)
+                why += plen + 2;
+            return cnn_error_set(e, CNN_ERR_FORMAT, "%s: corrupted gzip data (%s)",
+                                 path, why);
+        }
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return CNN_OK;
+}
+
+/* Open an IDX file, check its magic and read its ndim sizes into dims. The
+ * `kind` ("image", "label") names it in messages. */
+static cnn_status idx_open(const char *path, uint32_t magic, const char *kind,
+                           uint32_t *dims, size_t ndim, gzFile *out, cnn_error *e)
+{
+    unsigned char head[16];              /* magic + at most 3 sizes */
+    size_t want = 4 + 4 * ndim, got;
+    *out = NULL;
+    errno = 0;
+    gzFile g = gzopen(path, "rb");
+    if (!g)
+        return cnn_error_set(e, errno ? CNN_ERR_IO : CNN_ERR_NOMEM,
+                             "cannot open IDX %s file %s: %s", kind, path,
+                             errno ? strerror(errno) : "out of memory");
+    gzbuffer(g, 1u << 20);
+    cnn_status st = gz_read_all(g, path, head, want, &got, e);
+    if (st != CNN_OK) goto fail;
+    if (got >= 4) {
+        uint32_t m = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16
+                   | (uint32_t)head[2] << 8 | head[3];
+        if (m != magic) {
+            const char *hint = m == IDX_IMAGES_MAGIC ? "; it is an IDX image file"
+                             : m == IDX_LABELS_MAGIC ? "; it is an IDX label file" : "";
+            st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: not an IDX %s file (magic "
+                               "0x%08x, expected 0x%08x%s)", path, kind, m, magic,
+                               hint);
+            goto fail;
+        }
+    }
+    if (got < want) {
+        st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: truncated: the IDX header takes "
+                           "%zu bytes, file has %zu", path, want, got);
+        goto fail;
+    }
+    for (size_t d = 0; d < ndim; d++) {
+        const unsigned char *b = head + 4 + 4 * d;
+        dims[d] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16
+                | (uint32_t)b[2] << 8 | b[3];
+    }
+    *out = g;
+    return CNN_OK;
+
+fail:
+    gzclose(g);
+    return st;
+}
+
+/* Read exactly n bytes of `what` into buf; then, if `at_end`, make sure
+ * nothing follows (this also has zlib check the gzip trailer). */
+static cnn_status idx_read_body(gzFile g, const char *path, const char *what,
+                                void *buf, size_t n, int at_end, cnn_error *e)
+{
+    size_t got;
+    unsigned char extra;
+    cnn_status st = gz_read_all(g, path, buf, n, &got, e);
+    if (st != CNN_OK) return st;
+    if (got < n)
+        return cnn_error_set(e, CNN_ERR_FORMAT, "%s: truncated: expected %zu bytes "
+                             "of %s, found %zu", path, n, what, got);
+    if (!at_end) return CNN_OK;
+    st = gz_read_all(g, path, &extra, 1, &got, e);
+    if (st == CNN_OK && got)
+        st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: unexpected data after the %zu "
+                           "bytes of %s that the header announces", path, n, what);
+    return st;
+}
+
+cnn_status cnn_idx_load(const char *images_path, const char *labels_path,
+                        size_t limit, cnn_dataset *ds, cnn_error *e)
+{
+    cnn_status st = CNN_OK;
+    gzFile gi = NULL, gl = NULL;
+    uint8_t *raw_labels = NULL;      /* [keep] */
+    cnn_dataset got = {0};
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+
+    if (!images_path || !labels_path || !ds)
+        return cnn_error_set(e, CNN_ERR_ARG, "cnn_idx_load: NULL argument");
+    memset(ds, 0, sizeof *ds);
+
+    st = idx_open(images_path, IDX_IMAGES_MAGIC, "image", idims, 3, &gi, e);
+    if (st == CNN_OK)
+        st = idx_open(labels_path, IDX_LABELS_MAGIC, "label", ldims, 1, &gl, e);
+    if (st != CNN_OK) goto cleanup;
+
+    if (idims[0] != ldims[0]) {
+        st = cnn_error_set(e, CNN_ERR_FORMAT, "image and label counts differ: %s "
+                           "has %u images, %s has %u labels", images_path,
+                           idims[0], labels_path, ldims[0]);
+        goto cleanup;
+    }
+    if (idims[0] == 0 || idims[1] == 0 || idims[2] == 0) {
+        st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: no pixels (%u images of "
+                           "%ux%u)", images_path, idims[0], idims[1], idims[2]);
+        goto cleanup;
+    }
+    size_t n = idims[0];
+    size_t keep = limit > 0 && limit < n ? limit : n;
+    got.n = keep;
+    got.c = 1;
+    got.h = idims[1];
+    got.w = idims[2];
+    size_t per_image = got.h * got.w;
+
+    got.pixels = cnn_alloc(keep, per_image, "IDX pixels", e);
+    got.labels = got.pixels ? cnn_alloc(keep, sizeof *got.labels, "IDX labels", e) : NULL;
+    raw_labels = got.labels ? cnn_alloc(keep, 1, "IDX labels", e) : NULL;
+    if (!raw_labels) {
+        st = CNN_ERR_NOMEM;
+        goto cleanup;
+    }
+    st = idx_read_body(gi, images_path, "pixels", got.pixels, keep * per_image,
+                       keep == n, e);
+    if (st == CNN_OK)
+        st = idx_read_body(gl, labels_path, "labels", raw_labels, keep, keep == n, e);
+    if (st != CNN_OK) goto cleanup;
+
+    int top = 0;
+    for (size_t i = 0; i < keep; i++) {
+        got.labels[i] = raw_labels[i];
+        if (got.labels[i] > top) top = got.labels[i];
+    }
+    got.nclasses = (size_t)top + 1;
+    *ds = got;
+    memset(&got, 0, sizeof got);
+
+cleanup:
+    if (gi) gzclose(gi);
+    if (gl) gzclose(gl);
+    free(raw_labels);
+    cnn_dataset_free(&got);
+    return st;
+}
+
+void cnn_dataset_free(cnn_dataset *ds)
+{
+    if (!ds) return;
+    free(ds->pixels);
+    free(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+void cnn_dataset_stats(const cnn_dataset *ds, float *mean, float *std)
+{
+    /* Sums of p and p^2 over uint8 pixels are exact in 64 bits for any
+     * dataset that fits in memory, so only the last step rounds. */
+    size_t hw = ds->h * ds->w;
+    for (size_t ch = 0; ch < ds->c; ch++) {
+        uint64_t s1 = 0, s2 = 0;
+        for (size_t i = 0; i < ds->n; i++) {
+            const uint8_t *p = ds->pixels + (i * ds->c + ch) * hw;   /* [h][w] */
+            for (size_t j = 0; j < hw; j++) {
+                s1 += p[j];
+                s2 += (uint64_t)p[j] * p[j];
+            }
+        }
+        double count = (double)ds->n * (double)hw;
+        if (count == 0) {
+            mean[ch] = 0;
+            std[ch] = 1;
+            continue;
+        }
+        double m = (double)s1 / count;
+        double var = (double)s2 / count - m * m;
+        mean[ch] = (float)(m / 255.0);
+        std[ch] = (float)(sqrt(var > 0 ? var : 0) / 255.0);
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build, train LeNet-5 on
+# Fashion-MNIST (configs/lenet5-fashion.yaml) and evaluate the checkpoint on
+# the 10,000 test images.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+[ -d build ] || meson setup build
+ninja -C build
+./build/cli/cnn train configs/lenet5-fashion.yaml --out runs/lenet5-fashion
+./build/cli/cnn eval runs/lenet5-fashion/last.cnn

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `cnn` program: train LeNet-5 on a Fashion-MNIST
+# subset and see the loss fall and the accuracy rise well above chance,
+# evaluate the checkpoint as JSON, and check exit codes and messages for bad
+# input. Usage: test_cli.sh PATH/TO/cnn (run from the repository root).
+set -u
+CNN=${1:?usage: test_cli.sh PATH/TO/cnn}
+FASHION=/usr/share/datasets/fashion-mnist
+pass=0 fail=0
+ok()   { pass=$((pass + 1)); echo "ok: $1"; }
+bad()  { fail=$((fail + 1)); echo "FAIL: $1"; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect CODE SUBSTRING CMD...: CMD exits with CODE and its stderr contains SUBSTRING
+expect() {
+    local code=$1 sub=$2; shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$code" ] && grep -qF -- "$sub" "$tmp/err"; then
+        ok "$* -> $code"
+    else
+        bad "$* -> exit $got (want $code), stderr: $(head -c 400 "$tmp/err") (want '$sub')"
+    fi
+}
+
+# --- usage and help ---------------------------------------------------------
+"$CNN" --help | grep -q "train" && ok "--help lists commands" || bad "--help"
+"$CNN" help eval | grep -q -- "--json" && ok "help eval" || bad "help eval"
+expect 2 "unknown command 'trian'; did you mean 'train'?" "$CNN" trian
+expect 2 "missing CONFIG" "$CNN" train
+expect 2 "unknown option '--epochs'" "$CNN" train configs/lenet5-fashion.yaml --epochs 3
+
+# --- every shipped config is valid ----------------------------------------
+for c in configs/*.yaml; do
+    if "$CNN" check "$c" >"$tmp/out" 2>"$tmp/err"; then ok "check $c"
+    else bad "check $c: $(cat "$tmp/err")"; fi
+done
+"$CNN" summary configs/lenet5-fashion.yaml >"$tmp/sum" 2>&1
+grep -q "total: 61706 parameters" "$tmp/sum" && ok "summary counts LeNet-5's 61706 parameters" \
+    || bad "summary: $(cat "$tmp/sum")"
+
+# --- config errors name file:line:column -------------------------------------
+cat >"$tmp/typo.yaml" <<'YAML'
+data:
+  input: {channels: 1, height: 28, width: 28}
+model:
+  layers:
+    - conv: {filters: 4, kernal: 3}
+    - dense: {units: 10}
+YAML
+expect 2 "$tmp/typo.yaml:5:26: error: layer 'conv1' (conv): unknown option 'kernal'; did you mean 'kernel'?" \
+    "$CNN" check "$tmp/typo.yaml"
+cat >"$tmp/range.yaml" <<'YAML'
+data:
+  input: {channels: 1, height: 28, width: 28}
+model:
+  layers:
+    - dense: {units: 10}
+train:
+  batch: 0
+YAML
+expect 2 "$tmp/range.yaml:7:10: error:" "$CNN" check "$tmp/range.yaml"
+expect 2 "batch" "$CNN" check "$tmp/range.yaml"
+expect 2 "$tmp/missing.yaml" "$CNN" check "$tmp/missing.yaml"
+
+# --- bad checkpoints ---------------------------------------------------------
+printf 'not a checkpoint at all' >"$tmp/junk.cnn"
+expect 1 "not a cnn checkpoint" "$CNN" eval "$tmp/junk.cnn"
+
+# --- training end to end on real data ---------------------------------------
+if [ ! -e "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    echo "SKIP: Fashion-MNIST is not installed at $FASHION (apt-get install dataset-fashion-mnist)"
+else
+    run="$tmp/run"
+    "$CNN" train configs/lenet5-fashion.yaml --out "$run" --threads 2 \
+        --set data.train.limit=6000 --set data.val.limit=2000 \
+        --set train.epochs=3 --set train.batch=32 >"$tmp/train.out" 2>"$tmp/train.err"
+    code=$?
+    [ $code -eq 0 ] && ok "train exits 0" || bad "train exit $code: $(tail -5 "$tmp/train.err")"
+    [ -s "$run/last.cnn" ] && [ -s "$run/best.cnn" ] && [ -s "$run/config.yaml" ] \
+        && ok "run directory has last.cnn, best.cnn, config.yaml" || bad "run directory: $(ls "$run")"
+    [ "$(wc -l <"$run/log.jsonl")" -eq 3 ] && [ "$(wc -l <"$run/log.csv")" -eq 4 ] \
+        && ok "one log line per epoch" || bad "logs: $(cat "$run/log.jsonl")"
+    grep -q "checkpoint: $run/last.cnn" "$tmp/train.out" && ok "train reports on stdout" \
+        || bad "train stdout: $(cat "$tmp/train.out")"
+    # loss must fall from epoch 1 to epoch 3; accuracy must be far above chance (10%)
+    first=$(sed -n 1p "$run/log.jsonl" | sed 's/.*"train_loss": \([0-9.]*\).*/\1/')
+    last=$(sed -n 3p "$run/log.jsonl" | sed 's/.*"train_loss": \([0-9.]*\).*/\1/')
+    awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a * 0.8) }' \
+        && ok "train loss falls: $first -> $last" || bad "train loss $first -> $last"
+
+    "$CNN" eval "$run/last.cnn" --json >"$tmp/eval.json" 2>"$tmp/eval.err"
+    code=$?
+    [ $code -eq 0 ] && ok "eval --json exits 0" || bad "eval exit $code: $(cat "$tmp/eval.err")"
+    acc=$(sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p' "$tmp/eval.json")
+    n=$(sed -n 's/.*"samples": \([0-9]*\).*/\1/p' "$tmp/eval.json")
+    [ "$n" = 2000 ] && ok "eval scores the trained config's validation split" \
+        || bad "eval samples '$n': $(cat "$tmp/eval.json")"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.70) }' && ok "test accuracy $acc > 0.70 (chance 0.10)" \
+        || bad "test accuracy '$acc'"
+    if command -v python3 >/dev/null; then
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 <= d["accuracy"] <= 1 and d["loss"] > 0' \
+            "$tmp/eval.json" && ok "eval --json is valid JSON" || bad "eval JSON: $(cat "$tmp/eval.json")"
+    fi
+    expect 3 "below --min-accuracy" "$CNN" eval "$run/last.cnn" --min-accuracy 0.999
+    "$CNN" eval "$run/last.cnn" --json --data "$FASHION/t10k-images-idx3-ubyte.gz" \
+        >"$tmp/full.json" 2>&1
+    grep -q '"samples": 10000' "$tmp/full.json" \
+        && ok "eval --data scores all 10000 test images, labels file derived" \
+        || bad "eval --data: $(cat "$tmp/full.json")"
+    "$CNN" summary "$run/last.cnn" | grep -q "total: 61706 parameters" \
+        && ok "summary reads a checkpoint" || bad "summary of checkpoint"
+
+    # a damaged copy is refused; the original stays usable
+    cp "$run/last.cnn" "$tmp/cut.cnn"
+    truncate -s 2000 "$tmp/cut.cnn"
+    expect 1 "truncated" "$CNN" eval "$tmp/cut.cnn"
+    cp "$run/last.cnn" "$tmp/flip.cnn"
+    printf '\xff' | dd of="$tmp/flip.cnn" bs=1 seek=3000 conv=notrunc 2>/dev/null
+    expect 1 "$tmp/flip.cnn" "$CNN" eval "$tmp/flip.cnn"
+
+    # a failed run (non-finite loss) exits 1 and leaves the earlier checkpoint intact
+    before=$(cksum <"$run/last.cnn")
+    expect 1 "not finite" "$CNN" train configs/lenet5-fashion.yaml --out "$run" \
+        --set data.train.limit=512 --set data.val.limit=64 --set train.optimizer.lr=1e30 \
+        --set train.epochs=1
+    [ "$(cksum <"$run/last.cnn")" = "$before" ] && ok "failed run leaves last.cnn intact" \
+        || bad "last.cnn changed by a failed run"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,190 @@
+/*
+ * The graph: building, generated names, parameter counts, the errors of
+ * a malformed graph (each with its message), and a finite-difference check
+ * of a whole network with its loss, so that layers compose correctly.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "net.h"
+#include "rng.h"
+
+#define MAXL 16
+
+typedef struct builder {
+    cnn_layer_spec specs[MAXL];
+    cnn_opt opts[MAXL][4];
+    const char *inputs[MAXL][2];
+    size_t n;
+} builder;
+
+/* Add a layer with up to two options ("key", "value") and up to one input. */
+static void add(builder *b, const char *name, const char *kind, const char *input,
+                const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    cnn_layer_spec *s = &b->specs[b->n];
+    cnn_opt *o = b->opts[b->n];
+    size_t no = 0;
+    if (k1) o[no++] = (cnn_opt){.key = k1, .text = v1};
+    if (k2) o[no++] = (cnn_opt){.key = k2, .text = v2};
+    *s = (cnn_layer_spec){.name = name, .kind = kind, .line = (int)b->n + 10, .col = 5};
+    s->opts.items = o;
+    s->opts.n = no;
+    if (input) {
+        b->inputs[b->n][0] = input;
+        s->inputs = b->inputs[b->n];
+        s->ninputs = 1;
+    }
+    b->n++;
+}
+
+static cnn_net *build(builder *b, cnn_shape in, size_t batch, cnn_error *e)
+{
+    cnn_model_spec m = {in, b->specs, b->n, 0};
+    cnn_error_clear(e);
+    return cnn_net_create(&m, batch, e);
+}
+
+static void test_lenet(void)
+{
+    builder b = {0};
+    add(&b, "c1", "conv", NULL, "filters", "6", "kernel", "5");
+    b.opts[0][2] = (cnn_opt){.key = "pad", .text = "2"};
+    b.specs[0].opts.n = 3;
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
+    add(&b, "c3", "conv", NULL, "filters", "16", "kernel", "5");
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
+    add(&b, NULL, "flatten", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "dense", NULL, "units", "120", 0, 0);
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "dense", NULL, "units", "84", 0, 0);
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, "out", "dense", NULL, "units", "10", 0, 0);
+    cnn_error e;
+    cnn_net *net = build(&b, (cnn_shape){1, 28, 28}, 4, &e);
+    CHECK_MSG(net != NULL, "LeNet-5 does not build: %s", e.msg);
+    if (!net) return;
+    /* 156 + 2416 + 48120 + 10164 + 850, as torch's LeNet-5 with padding 2 */
+    CHECK(cnn_net_param_count(net) == 61706);
+    CHECK(!strcmp(net->layers[1].name, "relu1"));
+    CHECK(!strcmp(net->layers[4].name, "relu2"));
+    CHECK(!strcmp(net->layers[7].name, "dense1"));
+    CHECK(net->layers[5].out.c == 16 && net->layers[5].out.h == 5 && net->layers[5].out.w == 5);
+    CHECK(cnn_net_output(net)->out.c == 10);
+    CHECK(cnn_net_layer(net, "c3") == &net->layers[3]);
+    cnn_net_free(net);
+}
+
+static void test_errors(void)
+{
+    cnn_error e;
+    builder b = {0};
+    add(&b, NULL, "convv", NULL, 0, 0, 0, 0);
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "unknown layer kind 'convv'; did you mean 'conv'?");
+    CHECK(e.line == 10 && e.col == 5);
+
+    b = (builder){0};
+    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
+    add(&b, "b", "relu", "aa", 0, 0, 0, 0);
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "layer 'b' names an input 'aa' that does not exist; did you mean 'a'?");
+    CHECK(e.line == 11);
+
+    b = (builder){0};
+    add(&b, "a", "relu", "b", 0, 0, 0, 0);
+    add(&b, "b", "relu", "a", 0, 0, 0, 0);
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "the layers form a cycle through layer 'a'");
+
+    b = (builder){0};
+    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
+    add(&b, "b", "relu", "input", 0, 0, 0, 0);
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "the output of layer 'a' is not used");
+
+    b = (builder){0};
+    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
+    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "two layers are named 'a'");
+
+    b = (builder){0};
+    add(&b, "big", "conv", NULL, "filters", "2", "kernel", "5");
+    CHECK(build(&b, (cnn_shape){1, 3, 3}, 1, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "big");
+    CHECK(e.line == 10);
+
+    b = (builder){0};
+    add(&b, "c", "conv", NULL, "filters", "2", "kernl", "3");
+    CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
+    CHECK(e.status == CNN_ERR_CONFIG);
+}
+
+/* Loss of the whole network in double, for the finite differences. */
+static double net_loss(cnn_net *net, const int *labels, size_t n)
+{
+    net->rng = 99;
+    cnn_net_forward(net, n, 1);
+    return cnn_net_loss(net, labels, NULL);
+}
+
+static void test_whole_net_gradient(void)
+{
+    builder b = {0};
+    add(&b, NULL, "conv", NULL, "filters", "3", "kernel", "3");
+    add(&b, NULL, "batchnorm", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
+    add(&b, NULL, "dropout", NULL, "rate", "0.2", 0, 0);
+    add(&b, NULL, "dense", NULL, "units", "4", 0, 0);
+    cnn_error e;
+    size_t n = 3;
+    cnn_net *net = build(&b, (cnn_shape){2, 6, 6}, n, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (!net) return;
+    uint64_t rng = 5;
+    cnn_net_init(net, &rng);
+    for (size_t i = 0; i < n * 72; i++) net->x[i] = cnn_rng_normal(&rng);
+    int labels[3] = {0, 3, 1};
+    net_loss(net, labels, n);
+    cnn_net_backward(net);
+    float *g = malloc(net->nparam_floats * sizeof *g);
+    memcpy(g, net->grads, net->nparam_floats * sizeof *g);
+    double worst = 0;
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++) {
+            cnn_param *p = &l->params[j];
+            if (!p->trainable) continue;
+            for (size_t i = 0; i < p->size; i++) {
+                float keep = p->data[i];
+                p->data[i] = keep + 1e-2f;
+                double up = net_loss(net, labels, n);
+                p->data[i] = keep - 1e-2f;
+                double down = net_loss(net, labels, n);
+                p->data[i] = keep;
+                double num = (up - down) / 2e-2;
+                double ana = g[p->data - net->params + i];
+                double err = fabs(num - ana) / fmax(1e-2, fabs(num));
+                if (err > worst) worst = err;
+            }
+        }
+    }
+    printf("whole network (conv, batchnorm, relu, maxpool, dropout, dense, loss): "
+           "max rel error %.2e\n", worst);
+    CHECK(worst < 5e-2);
+    free(g);
+    cnn_net_free(net);
+}
+
+int main(void)
+{
+    test_lenet();
+    test_errors();
+    test_whole_net_gradient();
+    return test_done();
+}
