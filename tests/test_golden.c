@@ -275,6 +275,19 @@ static void test_maxpool(void)
     const float want12[8] = {3, 4, 5, 8, 7, 1, 9, 5};
     run_case("maxpool 1x2", "maxpool", kv12, (cnn_shape){1, 4, 4}, 1, pool_x, NULL,
              NULL, (cnn_shape){1, 4, 2}, want12);
+    /* A NaN wins its window (it propagates, as in PyTorch); others are
+     * untouched. */
+    cnn_error e;
+    cnn_net *net = build("maxpool", NULL, (cnn_shape){1, 4, 4}, 1, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (net) {
+        set(net->x, pool_x, 16);
+        net->x[5] = NAN;
+        cnn_net_forward(net, 1, 0);
+        const float *y = cnn_net_output(net)->y;
+        CHECK(isnan(y[0]) && y[1] == 8 && y[2] == 9 && y[3] == 5);
+        cnn_net_free(net);
+    }
 }
 
 static void test_avgpool(void)

@@ -247,6 +247,13 @@ static void test_conv_reference(void)
     /* 1x1 on small images goes through the grouped path. */
     reference_case("grouped 1x1", (ref_conv){.c = 6, .h = 7, .w = 5, .f = 4, .kh = 1,
                    .kw = 1, .sh = 1, .sw = 1}, 3, 1);
+    /* A batch of one: small images take the split path (one chunk), and a
+     * 1x1 the direct path. */
+    reference_case("batch 1 reflect s2", (ref_conv){.c = 3, .h = 11, .w = 10, .f = 4,
+                   .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .reflect = 1},
+                   1, 1);
+    reference_case("batch 1 1x1", (ref_conv){.c = 4, .h = 5, .w = 6, .f = 3, .kh = 1,
+                   .kw = 1, .sh = 1, .sw = 1}, 1, 1);
     /* 1x1 with stride 2 is not the direct path. */
     reference_case("strided 1x1", (ref_conv){.c = 3, .h = 9, .w = 8, .f = 2, .kh = 1,
                    .kw = 1, .sh = 2, .sw = 2}, 2, 1);
@@ -286,7 +293,8 @@ static void check_accumulates(const char *kind, const cnn_opt *opts, size_t nopt
                               cnn_shape in)
 {
     cnn_opt items[4];
-    memcpy(items, opts, nopts * sizeof *items);
+    if (nopts)
+        memcpy(items, opts, nopts * sizeof *items);
     cnn_layer_spec spec = {.kind = kind, .opts = {.items = items, .n = nopts}};
     cnn_model_spec model = {in, &spec, 1, 0};
     cnn_error e = {0};

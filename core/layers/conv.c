@@ -13,10 +13,11 @@
  * The column matrix has K = in_c*kh*kw rows and one column per output
  * position; columns are numbered over the whole batch, image-major, so a
  * chunk of columns can span several images. Infer picks one of three plans:
- *  - DIRECT: a 1x1, stride 1, unpadded conv on large images: the input image
+ *  - DIRECT: a 1x1, stride 1, unpadded conv where SPLIT would apply: the image
  *    is its own column matrix, one GEMM per image, no scratch.
- *  - SPLIT: large images: each image's columns in chunks of ~1k-4k, the GEMM
- *    writing straight into the output with ldc = OH*OW.
+ *  - SPLIT: large images (more than half a chunk), or a batch of one: each
+ *    image's columns in chunks of ~1k-4k, the GEMM writing straight into
+ *    the output with ldc = OH*OW.
  *  - GROUPED: small images: whole images per chunk, so that one GEMM covers
  *    ~1k-4k columns; its [F][cols] result is scattered into NCHW (and dy is
  *    gathered the same way in backward).
@@ -148,14 +149,14 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     if (target > CONV_MAX_COLS) target = CONV_MAX_COLS;
     int pointwise = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 &&
                     s->ph == 0 && s->pw == 0;
-    if (s->p >= target) {
+    size_t g = target / s->p;   /* whole images per chunk */
+    if (g > l->max_batch) g = l->max_batch;
+    if (g <= 1) {
         size_t nchunks = (s->p + target - 1) / target;
         s->plan = pointwise ? CONV_DIRECT : CONV_SPLIT;
         s->cols = (s->p + nchunks - 1) / nchunks;
         l->work_size = pointwise ? 0 : s->k * s->cols;
     } else {
-        size_t g = target / s->p;
-        if (g > l->max_batch) g = l->max_batch;
         s->plan = CONV_GROUPED;
         s->cols = g * s->p;
         l->work_size = (s->k + s->filters) * s->cols;   /* col + [F][cols] */

@@ -5,8 +5,9 @@
  * pad may be at most half the window, so every window holds a real cell).
  *
  * Forward keeps the position of each maximum inside its input plane
- * (iy*w + ix, as a float) in l->saved; backward adds dy there. Ties go to
- * the first cell in row-major order.
+ * (iy*w + ix, as a float) in l->saved; backward adds dy there. As in
+ * PyTorch, ties go to the first cell in row-major order and a NaN wins (so
+ * it propagates).
  */
 #include <float.h>
 #include <stdio.h>
@@ -91,11 +92,13 @@ static void maxpool_forward(cnn_layer *l)
                 float best = -FLT_MAX;
                 long at = y0 * W + x0;
                 for (long iy = y0; iy < y1; iy++)
-                    for (long ix = x0; ix < x1; ix++)
-                        if (xp[iy * W + ix] > best) {
-                            best = xp[iy * W + ix];
+                    for (long ix = x0; ix < x1; ix++) {
+                        float v = xp[iy * W + ix];
+                        if (v > best || (v != v && best == best)) {
+                            best = v;
                             at = iy * W + ix;
                         }
+                    }
                 yp[oy * s->ow + ox] = xp[at];
                 ap[oy * s->ow + ox] = (float)at;
             }
