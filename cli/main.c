@@ -6,10 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <cblas.h>
-
+#include "../core/parallel.h"
 #include "cli.h"
 
 static const cli_command *const commands[] = {
@@ -140,7 +138,5 @@ long cli_positive(const char *command, const char *name, const char *value)
 
 void cli_set_threads(long n)
 {
-    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    openblas_set_num_threads((int)n);
+    cnn_set_threads((int)n);
 }

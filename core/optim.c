@@ -5,6 +5,7 @@
  * parameter declarations.
  */
 #include "optim.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,16 +56,18 @@ static void sgd_step(cnn_optim *o, float lr)
     float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
     size_t n = o->n;
     if (mu == 0.0f) {
+        #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) w[i] -= lr * (g[i] + wd * mask[i] * w[i]);
         return;
     }
     /* PyTorch's first step sets the buffer to the gradient itself. */
-    int first = o->step == 0;
+    int first = o->step == 0, nesterov = o->cfg.nesterov;
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * mask[i] * w[i];
         float mi = first ? gi : mu * m[i] + gi;
         m[i] = mi;
-        w[i] -= lr * (o->cfg.nesterov ? gi + mu * mi : mi);
+        w[i] -= lr * (nesterov ? gi + mu * mi : mi);
     }
 }
 
@@ -78,7 +81,9 @@ static void adam_step(cnn_optim *o, float lr)
     double t = (double)(o->step + 1);
     float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t));
     float step = lr / c1, rc2 = 1.0f / sqrtf(c2);
-    for (size_t i = 0; i < o->n; i++) {
+    size_t n = o->n;
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         if (decoupled) w[i] -= lr * wd * mask[i] * w[i];
         else gi += wd * mask[i] * w[i];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "layer.h"
+#include "parallel.h"
 
 typedef struct avgpool_settings {
     size_t kh, kw, sh, sw, ph, pw;
@@ -83,6 +84,7 @@ static void avgpool_forward(cnn_layer *l)
     const float scale = 1.0f / (float)(s->kh * s->kw);
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][oh][ow] */
+    #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * hw;
         float *yp = y + p * ohw;
@@ -108,6 +110,7 @@ static void avgpool_backward(cnn_layer *l)
     float *dx = l->dx[0];      /* [batch][c][h][w] */
     if (!dx)
         return;
+    #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
     for (size_t p = 0; p < planes; p++) {
         float *dxp = dx + p * hw;
         const float *dyp = dy + p * ohw;

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "layer.h"
+#include "parallel.h"
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
@@ -127,6 +128,7 @@ static void bn_forward(cnn_layer *l)
     float *rmean = l->params[BN_MEAN].data;           /* [C] */
     float *rvar = l->params[BN_VAR].data;             /* [C] */
     float *bmean = l->saved, *binv = l->saved + C;    /* [C] each */
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;
         if (l->training) {
@@ -172,6 +174,7 @@ static void bn_backward(cnn_layer *l)
     float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;
         if (l->training) {

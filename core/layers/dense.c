@@ -7,13 +7,13 @@
  *
  * Options: units (required), bias (default true), init (he | glorot,
  * default he). Parameters: weight [units][in_features], bias [units].
- * The whole batch is one cblas_sgemm each way.
+ * The whole batch is one GEMM each way (cnn_gemm: split over threads when large).
  */
-#include <cblas.h>
 #include <limits.h>
 #include <stdio.h>
 
 #include "layer.h"
+#include "parallel.h"
 
 typedef struct dense_settings {
     size_t units;
@@ -63,13 +63,12 @@ static cnn_status dense_infer(cnn_layer *l, cnn_error *e)
 static void dense_forward(cnn_layer *l)
 {
     const dense_settings *s = l->settings;
-    const int nb = (int)l->batch, nu = (int)s->units, ni = (int)s->in;
+    const size_t nb = l->batch, nu = s->units, ni = s->in;
     const float *x = l->x[0];                            /* [batch][in] */
     const float *w = l->params[0].data;                  /* [units][in] */
     const float *b = s->bias ? l->params[1].data : NULL; /* [units] */
     float *y = l->y;                                     /* [batch][units] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nu, ni, 1.0f, x, ni, w,
-                ni, 0.0f, y, nu);
+    cnn_gemm(0, 1, nb, nu, ni, 1.0f, x, ni, w, ni, 0.0f, y, nu);
     if (b)
         for (size_t n = 0; n < l->batch; n++)
             for (size_t u = 0; u < s->units; u++) y[n * s->units + u] += b[u];
@@ -78,21 +77,19 @@ static void dense_forward(cnn_layer *l)
 static void dense_backward(cnn_layer *l)
 {
     const dense_settings *s = l->settings;
-    const int nb = (int)l->batch, nu = (int)s->units, ni = (int)s->in;
+    const size_t nb = l->batch, nu = s->units, ni = s->in;
     const float *x = l->x[0];                            /* [batch][in] */
     const float *w = l->params[0].data;                  /* [units][in] */
     const float *dy = l->dy;                             /* [batch][units] */
     float *dw = l->params[0].grad;                       /* [units][in] */
     float *db = s->bias ? l->params[1].grad : NULL;      /* [units] */
     float *dx = l->dx[0];                                /* [batch][in] or NULL */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nu, ni, nb, 1.0f, dy, nu, x,
-                ni, 1.0f, dw, ni);
+    cnn_gemm(1, 0, nu, ni, nb, 1.0f, dy, nu, x, ni, 1.0f, dw, ni);
     if (db)
         for (size_t n = 0; n < l->batch; n++)
             for (size_t u = 0; u < s->units; u++) db[u] += dy[n * s->units + u];
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, ni, nu, 1.0f, dy,
-                    nu, w, ni, 1.0f, dx, ni);
+        cnn_gemm(0, 0, nb, ni, nu, 1.0f, dy, nu, w, ni, 1.0f, dx, ni);
 }
 
 static void dense_describe(const cnn_layer *l, char *buf, size_t n)

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include "layer.h"
+#include "parallel.h"
 
 typedef struct leaky_settings {
     float slope;
@@ -45,6 +46,7 @@ static void leaky_forward(cnn_layer *l)
     float *y = l->y;            /* [batch][c][h][w] */
     /* Selects rather than a conditional multiply, so the loop vectorises;
      * NaN passes through. */
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         y[i] = (x[i] < 0.0f ? 0.0f : x[i]) + a * (x[i] < 0.0f ? x[i] : 0.0f);
 }
@@ -58,6 +60,7 @@ static void leaky_backward(cnn_layer *l)
     float *dx = l->dx[0];                 /* [batch][c][h][w] */
     if (!dx)
         return;
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         dx[i] += (y[i] > 0.0f ? dy[i] : 0.0f) + a * (y[i] > 0.0f ? 0.0f : dy[i]);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "layer.h"
+#include "parallel.h"
 
 typedef struct maxpool_settings {
     size_t kh, kw, sh, sw, ph, pw;
@@ -78,6 +79,7 @@ static void maxpool_forward(cnn_layer *l)
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][oh][ow] */
     float *arg = l->saved;      /* [batch][c][oh][ow]: iy*w + ix of the max */
+    #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * hw;
         float *yp = y + p * ohw, *ap = arg + p * ohw;
@@ -115,6 +117,7 @@ static void maxpool_backward(cnn_layer *l)
     float *dx = l->dx[0];        /* [batch][c][h][w] */
     if (!dx)
         return;
+    #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
     for (size_t p = 0; p < planes; p++)
         for (size_t i = 0; i < ohw; i++)
             dx[p * hw + (size_t)arg[p * ohw + i]] += dy[p * ohw + i];

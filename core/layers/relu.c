@@ -4,6 +4,7 @@
  * only y and would stay correct if the graph ever ran it in place.
  */
 #include "layer.h"
+#include "parallel.h"
 
 static cnn_status relu_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
 {
@@ -24,6 +25,7 @@ static void relu_forward(cnn_layer *l)
     size_t n = l->batch * cnn_shape_size(l->out);
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][h][w] */
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN passes through */
 }
@@ -35,6 +37,7 @@ static void relu_backward(cnn_layer *l)
     float *dx = l->dx[0];                 /* [batch][c][h][w] */
     if (!dx)
         return;
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include "layer.h"
+#include "parallel.h"
 
 static cnn_status sigmoid_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
 {
@@ -25,6 +26,7 @@ static void sigmoid_forward(cnn_layer *l)
     size_t n = l->batch * cnn_shape_size(l->out);
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][h][w] */
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
@@ -36,6 +38,7 @@ static void sigmoid_backward(cnn_layer *l)
     float *dx = l->dx[0];                 /* [batch][c][h][w] */
     if (!dx)
         return;
+    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
