@@ -29,3 +29,17 @@ cnn_param *cnn_layer_param(cnn_layer *l, const char *name, size_t ndim,
     p->decay = decay;
     return p;
 }
+
+cnn_status cnn_layer_parse_none(cnn_layer *l, cnn_opts *o, cnn_error *e)
+{
+    (void)l; (void)o; (void)e;
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_infer_same(cnn_layer *l, cnn_error *e)
+{
+    (void)e;
+    l->out = l->in[0];
+    l->macs = 0;
+    return CNN_OK;
+}

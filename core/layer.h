@@ -112,6 +112,12 @@ cnn_param *cnn_layer_param(cnn_layer *l, const char *name, size_t ndim,
                            const size_t *dims, cnn_init init, size_t fan_in,
                            size_t fan_out, int trainable, int decay);
 
+/* For kinds without options: accepts none (cnn_opts_finish rejects any). */
+cnn_status cnn_layer_parse_none(cnn_layer *l, cnn_opts *o, cnn_error *e);
+
+/* For elementwise kinds: the output shape is the input shape, no MACs. */
+cnn_status cnn_layer_infer_same(cnn_layer *l, cnn_error *e);
+
 /* The registry: every layer kind, keyed by its YAML name. */
 const cnn_layer_kind *cnn_layer_kind_find(const char *name);
 extern const cnn_layer_kind *const cnn_layer_kinds[];

@@ -7,12 +7,6 @@
 
 #include "layer.h"
 
-static cnn_status flatten_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
-{
-    (void)l; (void)o; (void)e;
-    return CNN_OK;
-}
-
 static cnn_status flatten_infer(cnn_layer *l, cnn_error *e)
 {
     (void)e;
@@ -42,7 +36,7 @@ const cnn_layer_kind cnn_layer_flatten = {
     .summary = "reshape (c, h, w) to (c*h*w, 1, 1)",
     .settings_size = 0,
     .min_inputs = 1, .max_inputs = 1,
-    .parse = flatten_parse,
+    .parse = cnn_layer_parse_none,
     .infer = flatten_infer,
     .forward = flatten_forward,
     .backward = flatten_backward,

@@ -4,12 +4,6 @@
  */
 #include "layer.h"
 
-static cnn_status globalavgpool_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
-{
-    (void)l; (void)o; (void)e;
-    return CNN_OK;
-}
-
 static cnn_status globalavgpool_infer(cnn_layer *l, cnn_error *e)
 {
     (void)e;
@@ -49,7 +43,7 @@ const cnn_layer_kind cnn_layer_globalavgpool = {
     .summary = "mean of each channel over its plane, (c, h, w) -> (c, 1, 1)",
     .settings_size = 0,
     .min_inputs = 1, .max_inputs = 1,
-    .parse = globalavgpool_parse,
+    .parse = cnn_layer_parse_none,
     .infer = globalavgpool_infer,
     .forward = globalavgpool_forward,
     .backward = globalavgpool_backward,

@@ -29,14 +29,6 @@ static cnn_status leaky_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     return CNN_OK;
 }
 
-static cnn_status leaky_infer(cnn_layer *l, cnn_error *e)
-{
-    (void)e;
-    l->out = l->in[0];
-    l->macs = 0;
-    return CNN_OK;
-}
-
 static void leaky_forward(cnn_layer *l)
 {
     const leaky_settings *s = l->settings;
@@ -77,7 +69,7 @@ const cnn_layer_kind cnn_layer_leaky_relu = {
     .settings_size = sizeof(leaky_settings),
     .min_inputs = 1, .max_inputs = 1,
     .parse = leaky_parse,
-    .infer = leaky_infer,
+    .infer = cnn_layer_infer_same,
     .forward = leaky_forward,
     .backward = leaky_backward,
     .describe = leaky_describe,

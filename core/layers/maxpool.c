@@ -13,61 +13,25 @@
 #include <stdio.h>
 
 #include "layer.h"
+#include "pool.h"
 #include "parallel.h"
 
-typedef struct maxpool_settings {
-    size_t kh, kw, sh, sw, ph, pw;
-    size_t c, h, w, oh, ow;
-} maxpool_settings;
+typedef cnn_pool_window maxpool_settings;
 
 static cnn_status maxpool_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
 {
-    maxpool_settings *s = l->settings;
-    long size[2], stride[2], pad[2];
-    cnn_status st;
-    int has_stride = cnn_opts_find(o, "stride") != NULL;
-    if ((st = cnn_opts_pair(o, "size", 2, 1, 1L << 20, size, e)) ||
-        (st = cnn_opts_pair(o, "stride", 1, 1, 1L << 20, stride, e)) ||
-        (st = cnn_opts_pair(o, "pad", 0, 0, 1L << 20, pad, e)))
-        return st;
-    if (!has_stride) {
-        stride[0] = size[0];
-        stride[1] = size[1];
-    }
-    s->kh = (size_t)size[0];
-    s->kw = (size_t)size[1];
-    s->sh = (size_t)stride[0];
-    s->sw = (size_t)stride[1];
-    s->ph = (size_t)pad[0];
-    s->pw = (size_t)pad[1];
-    return CNN_OK;
+    return cnn_pool_parse(l->settings, o, e);
 }
 
 static cnn_status maxpool_infer(cnn_layer *l, cnn_error *e)
 {
-    maxpool_settings *s = l->settings;
-    cnn_shape in = l->in[0];
-    if (2 * s->ph > s->kh || 2 * s->pw > s->kw)
-        return cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (maxpool): pad %zux%zu must "
-                             "be at most half the %zux%zu window", l->name, s->ph,
-                             s->pw, s->kh, s->kw);
-    if (in.h + 2 * s->ph < s->kh || in.w + 2 * s->pw < s->kw)
-        return cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (maxpool): a %zux%zu window "
-                             "with pad %zux%zu does not fit its input %zux%zux%zu "
-                             "(c x h x w)", l->name, s->kh, s->kw, s->ph, s->pw, in.c,
-                             in.h, in.w);
-    if (in.h * in.w > ((size_t)1 << 24))
+    cnn_status st = cnn_pool_infer(l->settings, l, "maxpool", e);
+    if (st) return st;
+    if (l->in[0].h * l->in[0].w > ((size_t)1 << 24))
         return cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (maxpool): input planes "
                              "of %zux%zu are too large (at most 2^24 cells)", l->name,
-                             in.h, in.w);
-    s->c = in.c;
-    s->h = in.h;
-    s->w = in.w;
-    s->oh = (in.h + 2 * s->ph - s->kh) / s->sh + 1;
-    s->ow = (in.w + 2 * s->pw - s->kw) / s->sw + 1;
-    l->out = (cnn_shape){in.c, s->oh, s->ow};
+                             l->in[0].h, l->in[0].w);
     l->saved_per_sample = cnn_shape_size(l->out);   /* argmax per output */
-    l->macs = 0;
     return CNN_OK;
 }
 
@@ -125,13 +89,7 @@ static void maxpool_backward(cnn_layer *l)
 
 static void maxpool_describe(const cnn_layer *l, char *buf, size_t n)
 {
-    const maxpool_settings *s = l->settings;
-    char stride[48], pad[48] = "";
-    if (s->sh == s->sw) snprintf(stride, sizeof stride, "%zu", s->sh);
-    else snprintf(stride, sizeof stride, "%zux%zu", s->sh, s->sw);
-    if (s->ph == s->pw && s->ph) snprintf(pad, sizeof pad, " p%zu", s->ph);
-    else if (s->ph != s->pw) snprintf(pad, sizeof pad, " p%zux%zu", s->ph, s->pw);
-    snprintf(buf, n, "%zux%zu s%s%s", s->kh, s->kw, stride, pad);
+    cnn_pool_describe(l->settings, buf, n);
 }
 
 const cnn_layer_kind cnn_layer_maxpool = {

@@ -7,20 +7,6 @@
 #include "layer.h"
 #include "parallel.h"
 
-static cnn_status sigmoid_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
-{
-    (void)l; (void)o; (void)e;
-    return CNN_OK;
-}
-
-static cnn_status sigmoid_infer(cnn_layer *l, cnn_error *e)
-{
-    (void)e;
-    l->out = l->in[0];
-    l->macs = 0;
-    return CNN_OK;
-}
-
 static void sigmoid_forward(cnn_layer *l)
 {
     size_t n = l->batch * cnn_shape_size(l->out);
@@ -48,8 +34,8 @@ const cnn_layer_kind cnn_layer_sigmoid = {
     .summary = "logistic sigmoid, y = 1 / (1 + exp(-x))",
     .settings_size = 0,
     .min_inputs = 1, .max_inputs = 1,
-    .parse = sigmoid_parse,
-    .infer = sigmoid_infer,
+    .parse = cnn_layer_parse_none,
+    .infer = cnn_layer_infer_same,
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
     .describe = NULL,

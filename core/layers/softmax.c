@@ -13,12 +13,6 @@
 #include <string.h>
 #include "layer.h"
 
-static cnn_status softmax_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
-{
-    (void)l; (void)o; (void)e;
-    return CNN_OK;
-}
-
 static cnn_status softmax_infer(cnn_layer *l, cnn_error *e)
 {
     (void)e;
@@ -79,7 +73,7 @@ const cnn_layer_kind cnn_layer_softmax = {
     .summary = "softmax over channels at each position (over classes after dense)",
     .settings_size = 0,
     .min_inputs = 1, .max_inputs = 1,
-    .parse = softmax_parse,
+    .parse = cnn_layer_parse_none,
     .infer = softmax_infer,
     .forward = softmax_forward,
     .backward = softmax_backward,

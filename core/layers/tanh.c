@@ -6,20 +6,6 @@
 #include "layer.h"
 #include "parallel.h"
 
-static cnn_status tanh_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
-{
-    (void)l; (void)o; (void)e;
-    return CNN_OK;
-}
-
-static cnn_status tanh_infer(cnn_layer *l, cnn_error *e)
-{
-    (void)e;
-    l->out = l->in[0];
-    l->macs = 0;
-    return CNN_OK;
-}
-
 static void tanh_forward(cnn_layer *l)
 {
     size_t n = l->batch * cnn_shape_size(l->out);
@@ -47,8 +33,8 @@ const cnn_layer_kind cnn_layer_tanh = {
     .summary = "hyperbolic tangent, y = tanh(x)",
     .settings_size = 0,
     .min_inputs = 1, .max_inputs = 1,
-    .parse = tanh_parse,
-    .infer = tanh_infer,
+    .parse = cnn_layer_parse_none,
+    .infer = cnn_layer_infer_same,
     .forward = tanh_forward,
     .backward = tanh_backward,
     .describe = NULL,
