@@ -35,11 +35,24 @@ static cnn_status maxpool_infer(cnn_layer *l, cnn_error *e)
     return CNN_OK;
 }
 
+/* Take v at position i when it beats the best so far (ties keep the first;
+ * a NaN wins so that it propagates). */
+static inline void consider(float v, long i, float *best, long *at)
+{
+    if (v > *best || (v != v && *best == *best)) {
+        *best = v;
+        *at = i;
+    }
+}
+
 static void maxpool_forward(cnn_layer *l)
 {
     const maxpool_settings *s = l->settings;
     const size_t planes = l->batch * s->c, hw = s->h * s->w, ohw = s->oh * s->ow;
-    const long H = (long)s->h, W = (long)s->w;
+    const size_t oh = s->oh, ow = s->ow, sh = s->sh, sw = s->sw;
+    const long H = (long)s->h, W = (long)s->w, ph = (long)s->ph, pw = (long)s->pw;
+    const long kh = (long)s->kh, kw = (long)s->kw;
+    const int two_by_two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && !ph && !pw;
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][oh][ow] */
     float *arg = l->saved;      /* [batch][c][oh][ow]: iy*w + ix of the max */
@@ -47,26 +60,30 @@ static void maxpool_forward(cnn_layer *l)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * hw;
         float *yp = y + p * ohw, *ap = arg + p * ohw;
-        for (size_t oy = 0; oy < s->oh; oy++) {
-            long y0 = (long)(oy * s->sh) - (long)s->ph, y1 = y0 + (long)s->kh;
+        for (size_t oy = 0; oy < oh; oy++) {
+            long y0 = (long)(oy * sh) - ph, y1 = y0 + kh;
             if (y0 < 0) y0 = 0;
             if (y1 > H) y1 = H;
-            for (size_t ox = 0; ox < s->ow; ox++) {
-                long x0 = (long)(ox * s->sw) - (long)s->pw, x1 = x0 + (long)s->kw;
-                if (x0 < 0) x0 = 0;
-                if (x1 > W) x1 = W;
+            for (size_t ox = 0; ox < ow; ox++) {
+                long x0 = (long)(ox * sw) - pw, x1 = x0 + kw;
                 float best = -FLT_MAX;
-                long at = y0 * W + x0;
-                for (long iy = y0; iy < y1; iy++)
-                    for (long ix = x0; ix < x1; ix++) {
-                        float v = xp[iy * W + ix];
-                        if (v > best || (v != v && best == best)) {
-                            best = v;
-                            at = iy * W + ix;
-                        }
-                    }
-                yp[oy * s->ow + ox] = xp[at];
-                ap[oy * s->ow + ox] = (float)at;
+                long at = y0 * W + (x0 < 0 ? 0 : x0);
+                if (two_by_two) {   /* the common case, unrolled */
+                    long i = y0 * W + x0;
+                    best = xp[i];
+                    at = i;
+                    consider(xp[i + 1], i + 1, &best, &at);
+                    consider(xp[i + W], i + W, &best, &at);
+                    consider(xp[i + W + 1], i + W + 1, &best, &at);
+                } else {
+                    if (x0 < 0) x0 = 0;
+                    if (x1 > W) x1 = W;
+                    for (long iy = y0; iy < y1; iy++)
+                        for (long ix = x0; ix < x1; ix++)
+                            consider(xp[iy * W + ix], iy * W + ix, &best, &at);
+                }
+                yp[oy * ow + ox] = xp[at];
+                ap[oy * ow + ox] = (float)at;
             }
         }
     }
