@@ -4,6 +4,7 @@
  * multiply-accumulates per image — with totals.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -14,14 +15,23 @@ static const char usage[] =
     "\n"
     "Print one row per layer: name, kind, settings, inputs, output shape\n"
     "(channels x height x width), parameters and their share of the total,\n"
-    "and multiply-accumulates (MACs) per image; then totals and the\n"
-    "activation memory of a training step at batch N (default: train.batch).\n";
+    "multiply-accumulates (MACs) per image, the theoretical receptive field\n"
+    "(RF, in input pixels) and the jump (product of strides) of its output\n"
+    "units; then totals and the activation memory of a training step at\n"
+    "batch N (default: train.batch).\n";
 
 static void print_count(char *buf, size_t n, size_t v)
 {
     if (v >= 10000000) snprintf(buf, n, "%.1fM", (double)v / 1e6);
     else if (v >= 100000) snprintf(buf, n, "%.0fk", (double)v / 1e3);
     else snprintf(buf, n, "%zu", v);
+}
+
+/* "196" for a square pair, "3x7" otherwise. */
+static void pair(char *buf, size_t n, const size_t v[2])
+{
+    if (v[0] == v[1]) snprintf(buf, n, "%zu", v[0]);
+    else snprintf(buf, n, "%zux%zu", v[0], v[1]);
 }
 
 static int run(int argc, char **argv)
@@ -51,8 +61,18 @@ static int run(int argc, char **argv)
     cnn_net *net = m.net;
     size_t total = cnn_net_param_count(net), macs = 0;
     printf("%s: input %zux%zux%zu\n", m.cfg.name, net->input.c, net->input.h, net->input.w);
-    printf("%-16s %-14s %-16s %-16s %-14s %12s %7s %10s\n", "layer", "kind", "settings",
-           "inputs", "output", "params", "share", "MACs");
+    size_t (*rf)[2] = malloc(net->nlayers * sizeof *rf);
+    size_t (*jump)[2] = malloc(net->nlayers * sizeof *jump);
+    if (!rf || !jump) {
+        free(rf);
+        free(jump);
+        cli_model_free(&m);
+        fprintf(stderr, "cnn summary: out of memory\n");
+        return CLI_EXIT_RUNTIME;
+    }
+    cnn_net_receptive_fields(net, rf, jump);
+    printf("%-16s %-14s %-16s %-16s %-14s %12s %7s %10s %8s %6s\n", "layer", "kind",
+           "settings", "inputs", "output", "params", "share", "MACs", "RF", "jump");
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
         char desc[64] = "", inputs[CNN_MAX_INPUTS * (CNN_NAME_MAX + 1)] = "";
@@ -68,9 +88,12 @@ static int run(int argc, char **argv)
             if (l->params[j].trainable) params += l->params[j].size;
         snprintf(shape, sizeof shape, "%zux%zux%zu", l->out.c, l->out.h, l->out.w);
         print_count(mac, sizeof mac, l->macs);
-        printf("%-16s %-14s %-16s %-16s %-14s %12zu %6.1f%% %10s\n", l->name,
+        char field[48], step[48];
+        pair(field, sizeof field, rf[t]);
+        pair(step, sizeof step, jump[t]);
+        printf("%-16s %-14s %-16s %-16s %-14s %12zu %6.1f%% %10s %8s %6s\n", l->name,
                l->kind->name, desc, inputs, shape, params,
-               total ? 100.0 * (double)params / (double)total : 0.0, mac);
+               total ? 100.0 * (double)params / (double)total : 0.0, mac, field, step);
         macs += l->macs;
     }
     char mac[32];
@@ -79,6 +102,8 @@ static int run(int argc, char **argv)
            "activations for a training step at batch %zu\n", total,
            (double)total * 4 / 1048576.0, mac,
            (double)cnn_net_activation_bytes(net) / 1048576.0, net->max_batch);
+    free(rf);
+    free(jump);
     cli_model_free(&m);
     return CLI_EXIT_OK;
 }

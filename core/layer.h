@@ -84,6 +84,7 @@ struct cnn_layer {
     /* set by the graph before infer */
     size_t ninputs;
     size_t input_ids[CNN_MAX_INPUTS]; /* graph node ids; 0 is the network input */
+    const char *input_names[CNN_MAX_INPUTS]; /* their names, for messages */
     cnn_shape in[CNN_MAX_INPUTS];
     size_t max_batch;
 
@@ -94,6 +95,10 @@ struct cnn_layer {
     size_t saved_per_sample;  /* floats kept from forward to backward, per sample */
     size_t work_size;         /* scratch floats, for a whole batch of max_batch */
     size_t macs;              /* multiply-accumulates per sample, forward */
+    size_t rf_kernel[2];      /* window extent [h, w] one output sees (dilated
+                                 kernels: their full extent); 0: 1, or the
+                                 whole input when the output has no spatial size */
+    size_t rf_stride[2];      /* the window's stride [h, w]; 0: 1 */
 
     /* bound by the graph */
     size_t batch;                    /* samples in this pass, <= max_batch */

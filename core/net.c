@@ -174,6 +174,128 @@ static int misspelt_key(cnn_opts *o, cnn_error *e)
     return 0;
 }
 
+static const cnn_layer_kind *find_kind(const cnn_layer_spec *sp, cnn_error *e)
+{
+    const cnn_layer_kind *kind = cnn_layer_kind_find(sp->kind);
+    if (kind) return kind;
+    const char *cands[64];
+    size_t nc = 0;
+    for (size_t k = 0; k < cnn_layer_kind_count && nc < 64; k++)
+        cands[nc++] = cnn_layer_kinds[k]->name;
+    const char *near = cnn_closest(sp->kind, cands, nc);
+    cnn_error_set(e, CNN_ERR_CONFIG, "unknown layer kind '%s'%s%s%s", sp->kind,
+                  near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    spec_error(e, CNN_ERR_CONFIG, sp);
+    return NULL;
+}
+
+/* Set up layer l: name, inputs (node ids: 0 the input, t+1 layer t), options
+ * and shapes. Errors carry the spec's position. */
+static cnn_status setup_layer(cnn_net *net, cnn_layer *l, const cnn_layer_kind *kind,
+                              const char *name, cnn_opts opts, size_t nin,
+                              const size_t *inputs, const cnn_layer_spec *sp,
+                              cnn_error *e)
+{
+    l->kind = kind;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->max_batch = net->max_batch;
+    l->ninputs = nin;
+    if (nin < kind->min_inputs || nin > kind->max_inputs) {
+        cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (%s) takes %zu to %zu inputs, "
+                      "got %zu", l->name, kind->name, kind->min_inputs,
+                      kind->max_inputs, nin);
+        return spec_error(e, CNN_ERR_CONFIG, sp);
+    }
+    for (size_t k = 0; k < nin; k++) {
+        size_t id = inputs[k];
+        l->input_ids[k] = id;
+        l->in[k] = id ? net->layers[id - 1].out : net->input;
+        l->input_names[k] = id ? net->layers[id - 1].name : "input";
+    }
+    net->nlayers = (size_t)(l - net->layers) + 1;   /* owned from here on */
+    l->settings = cnn_alloc(1, kind->settings_size, "layer settings", e);
+    if (!l->settings) return CNN_ERR_NOMEM;
+    char context[CNN_NAME_MAX + 48];
+    snprintf(context, sizeof context, "layer '%s' (%s)", l->name, kind->name);
+    opts.context = context;
+    if (kind->parse(l, &opts, e)) {
+        /* A misspelt key ("kernal") is the likelier cause of a missing or
+         * wrong option: report it first when there is one. */
+        cnn_error typo = {0};
+        if (e && misspelt_key(&opts, &typo)) *e = typo;
+        return spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
+    }
+    if (cnn_opts_finish(&opts, e) || kind->infer(l, e))
+        return spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
+    if (!cnn_shape_size(l->out)) {
+        cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (%s) has an empty output",
+                      l->name, kind->name);
+        return spec_error(e, CNN_ERR_SHAPE, sp);
+    }
+    return CNN_OK;
+}
+
+/* Does this spec ask for a projection shortcut (`project: true`)? */
+static int wants_projection(const cnn_layer_spec *sp)
+{
+    int on = 0;
+    for (size_t k = 0; k < sp->opts.n; k++)
+        if (!strcmp(sp->opts.items[k].key, "project") && sp->opts.items[k].text &&
+            !cnn_parse_bool(sp->opts.items[k].text, &on))
+            return on;
+    return 0;
+}
+
+/* For a layer with `project: true`: every input whose shape differs from
+ * the first input's passes through a new 1x1 convolution (no bias, the
+ * stride that maps its size onto the first input's) and a batch norm,
+ * named <layer>.proj and <layer>.proj_bn (ResNet's option B shortcut, He
+ * et al. 2016). inputs[] is redirected to the projections. */
+static cnn_status project_inputs(cnn_net *net, size_t *t, const char *name,
+                                 size_t nin, size_t *inputs,
+                                 const cnn_layer_spec *sp, cnn_error *e)
+{
+    cnn_shape to = inputs[0] ? net->layers[inputs[0] - 1].out : net->input;
+    for (size_t k = 1; k < nin; k++) {
+        cnn_shape from = inputs[k] ? net->layers[inputs[k] - 1].out : net->input;
+        if (from.c == to.c && from.h == to.h && from.w == to.w) continue;
+        size_t sh = (from.h + to.h - 1) / to.h, sw = (from.w + to.w - 1) / to.w;
+        if (!sh || !sw || (from.h - 1) / sh + 1 != to.h || (from.w - 1) / sw + 1 != to.w)
+            return spec_error(e, cnn_error_set(e, CNN_ERR_SHAPE,
+                "layer '%s' (add): cannot project input '%s' (%zux%zux%zu) onto "
+                "%zux%zux%zu with a strided 1x1 convolution", name,
+                inputs[k] ? net->layers[inputs[k] - 1].name : "input",
+                from.c, from.h, from.w, to.c, to.h, to.w), sp);
+        char filters[24], strides[2][24], pname[CNN_NAME_MAX + 16];
+        const char *stride_items[2] = {strides[0], strides[1]};
+        snprintf(filters, sizeof filters, "%zu", to.c);
+        snprintf(strides[0], sizeof strides[0], "%zu", sh);
+        snprintf(strides[1], sizeof strides[1], "%zu", sw);
+        cnn_opt conv_opts[4] = {
+            {.key = "filters", .text = filters},
+            {.key = "kernel", .text = "1"},
+            {.key = "stride", .items = stride_items, .nitems = 2},
+            {.key = "bias", .text = "false"},
+        };
+        cnn_opts copts = {conv_opts, 4, {0}, 0, NULL}, bopts = {NULL, 0, {0}, 0, NULL};
+        snprintf(pname, sizeof pname, nin > 2 ? "%s.proj%zu" : "%s.proj", name, k);
+        if (strlen(pname) >= CNN_NAME_MAX)
+            return spec_error(e, cnn_error_set(e, CNN_ERR_CONFIG, "layer name "
+                              "'%s' is too long for its projection", name), sp);
+        size_t conv_in[1] = {inputs[k]};
+        if (setup_layer(net, &net->layers[*t], cnn_layer_kind_find("conv"), pname,
+                        copts, 1, conv_in, sp, e))
+            return e ? e->status : CNN_ERR_CONFIG;
+        size_t bn_in[1] = {++*t};
+        strcat(pname, "_bn");
+        if (setup_layer(net, &net->layers[*t], cnn_layer_kind_find("batchnorm"),
+                        pname, bopts, 1, bn_in, sp, e))
+            return e ? e->status : CNN_ERR_CONFIG;
+        inputs[k] = ++*t;
+    }
+    return CNN_OK;
+}
+
 cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
 {
     size_t n = spec->nlayers;
@@ -198,76 +320,40 @@ cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error 
     pos = cnn_alloc(n + 1, sizeof *pos, "layer order", e);
     net = cnn_alloc(1, sizeof *net, "network", e);
     if (!names || !ids || !nin || !order || !pos || !net) goto fail;
-    net->layers = cnn_alloc(n, sizeof *net->layers, "layers", e);
+    size_t capacity = n;
+    for (size_t i = 0; i < n; i++)
+        if (wants_projection(&spec->layers[i]) && spec->layers[i].ninputs > 1)
+            capacity += 2 * (spec->layers[i].ninputs - 1);
+    net->layers = cnn_alloc(capacity, sizeof *net->layers, "layers", e);
     if (!net->layers) goto fail;
-    net->nlayers = n;
+    net->nlayers = 0;
     net->input = spec->input;
     net->max_batch = max_batch;
     net->label_smoothing = spec->label_smoothing;
 
     if (resolve(spec, names, ids, nin, order, e)) goto fail;
-    pos[0] = 0;
-    for (size_t t = 0; t < n; t++) pos[order[t] + 1] = t;
 
-    /* Parse options and infer shapes in topological order. */
-    for (size_t t = 0; t < n; t++) {
-        size_t i = order[t];
+    /* Parse options and infer shapes in topological order; t counts the
+     * layers placed, projections included. */
+    size_t t = 0;
+    for (size_t o = 0; o < n; o++) {
+        size_t i = order[o];
         const cnn_layer_spec *sp = &spec->layers[i];
-        cnn_layer *l = &net->layers[t];
-        const cnn_layer_kind *kind = cnn_layer_kind_find(sp->kind);
-        if (!kind) {
-            const char *cands[64];
-            size_t nc = 0;
-            for (size_t k = 0; k < cnn_layer_kind_count && nc < 64; k++)
-                cands[nc++] = cnn_layer_kinds[k]->name;
-            const char *near = cnn_closest(sp->kind, cands, nc);
-            cnn_error_set(e, CNN_ERR_CONFIG, "unknown layer kind '%s'%s%s%s",
-                          sp->kind, near ? "; did you mean '" : "",
-                          near ? near : "", near ? "'?" : "");
-            spec_error(e, CNN_ERR_CONFIG, sp);
+        const cnn_layer_kind *kind = find_kind(sp, e);
+        if (!kind) goto fail;
+        size_t inputs[CNN_MAX_INPUTS];
+        for (size_t k = 0; k < nin[i]; k++)
+            inputs[k] = ids[i][k] ? pos[ids[i][k]] + 1 : 0;
+        if (wants_projection(sp) &&
+            project_inputs(net, &t, names[i], nin[i], inputs, sp, e))
             goto fail;
-        }
-        l->kind = kind;
-        snprintf(l->name, sizeof l->name, "%s", names[i]);
-        l->max_batch = max_batch;
-        l->ninputs = nin[i];
-        if (nin[i] < kind->min_inputs || nin[i] > kind->max_inputs) {
-            cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (%s) takes %zu to %zu "
-                          "inputs, got %zu", l->name, kind->name, kind->min_inputs,
-                          kind->max_inputs, nin[i]);
-            spec_error(e, CNN_ERR_CONFIG, sp);
+        pos[i + 1] = t;
+        if (setup_layer(net, &net->layers[t], kind, names[i], sp->opts, nin[i],
+                        inputs, sp, e))
             goto fail;
-        }
-        for (size_t k = 0; k < nin[i]; k++) {
-            size_t id = ids[i][k];
-            l->input_ids[k] = id ? pos[id] + 1 : 0;
-            l->in[k] = id ? net->layers[pos[id]].out : spec->input;
-        }
-        l->settings = cnn_alloc(1, kind->settings_size, "layer settings", e);
-        if (!l->settings) goto fail;
-        cnn_opts opts = sp->opts;
-        char context[CNN_NAME_MAX + 48];
-        snprintf(context, sizeof context, "layer '%s' (%s)", l->name, kind->name);
-        opts.context = context;
-        if (kind->parse(l, &opts, e)) {
-            /* A misspelt key ("kernal") is the likelier cause of a missing
-             * or wrong option: report it first when there is one. */
-            cnn_error typo = {0};
-            if (e && misspelt_key(&opts, &typo)) *e = typo;
-            spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
-            goto fail;
-        }
-        if (cnn_opts_finish(&opts, e) || kind->infer(l, e)) {
-            spec_error(e, e ? e->status : CNN_ERR_CONFIG, sp);
-            goto fail;
-        }
-        if (!cnn_shape_size(l->out)) {
-            cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (%s) has an empty output",
-                          l->name, kind->name);
-            spec_error(e, CNN_ERR_SHAPE, sp);
-            goto fail;
-        }
+        t++;
     }
+    n = net->nlayers;
 
     /* The memory plan: sizes first, then one allocation per arena. */
     size_t nparam = 0, nbuf = 0, nact = 0, nwork = 0;
@@ -437,6 +523,27 @@ cnn_layer *cnn_net_layer(cnn_net *net, const char *name)
     for (size_t t = 0; t < net->nlayers; t++)
         if (!strcmp(net->layers[t].name, name)) return &net->layers[t];
     return NULL;
+}
+
+void cnn_net_receptive_fields(const cnn_net *net, size_t (*rf)[2], size_t (*jump)[2])
+{
+    for (size_t t = 0; t < net->nlayers; t++) {
+        const cnn_layer *l = &net->layers[t];
+        for (size_t a = 0; a < 2; a++) {
+            size_t r_in = 1, j_in = 1, extent = a ? l->in[0].w : l->in[0].h;
+            for (size_t k = 0; k < l->ninputs; k++) {
+                size_t id = l->input_ids[k];
+                if (id && rf[id - 1][a] > r_in) r_in = rf[id - 1][a];
+                if (id && jump[id - 1][a] > j_in) j_in = jump[id - 1][a];
+            }
+            size_t out = a ? l->out.w : l->out.h;
+            size_t kern = l->rf_kernel[a], stride = l->rf_stride[a];
+            if (!kern) kern = out == 1 && extent > 1 ? extent : 1;
+            if (!stride) stride = 1;
+            rf[t][a] = r_in + (kern - 1) * j_in;
+            jump[t][a] = j_in * stride;
+        }
+    }
 }
 
 size_t cnn_net_param_count(const cnn_net *net)

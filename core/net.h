@@ -82,6 +82,13 @@ void cnn_net_backward(cnn_net *net);
 /* Look up a layer by name; NULL if none. */
 cnn_layer *cnn_net_layer(cnn_net *net, const char *name);
 
+/* Theoretical receptive field of each layer's output units on the input,
+ * and the jump (product of strides): rf[t] and jump[t] are [h, w] pairs for
+ * net->layers[t]. For branches the largest field counts (Araujo, Norris and
+ * Sim, "Computing receptive fields of convolutional neural networks",
+ * Distill 2019: r_out = r_in + (k - 1) j_in, j_out = j_in s). */
+void cnn_net_receptive_fields(const cnn_net *net, size_t (*rf)[2], size_t (*jump)[2]);
+
 /* Number of parameter floats, trainable and all (with buffers). */
 size_t cnn_net_param_count(const cnn_net *net);
 

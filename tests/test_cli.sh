@@ -36,6 +36,17 @@ for c in configs/*.yaml; do
     if "$CNN" check "$c" >"$tmp/out" 2>"$tmp/err"; then ok "check $c"
     else bad "check $c: $(cat "$tmp/err")"; fi
 done
+# parameter counts as published for torchvision's implementations
+while read -r config count; do
+    "$CNN" check "configs/$config.yaml" 2>&1 | grep -q ", $count parameters," \
+        && ok "$config has $count parameters" || bad "$config: $("$CNN" check "configs/$config.yaml" 2>&1)"
+done <<'COUNTS'
+alexnet 61100840
+vgg11 132863336
+vgg16 138357544
+COUNTS
+"$CNN" summary configs/vgg16.yaml --batch 1 | grep -q "^fc6 .* 74.3%" \
+    && ok "summary shows fc6 holding 74% of VGG-16's parameters" || bad "vgg16 fc6 share"
 "$CNN" summary configs/lenet5-fashion.yaml >"$tmp/sum" 2>&1
 grep -q "total: 61706 parameters" "$tmp/sum" && ok "summary counts LeNet-5's 61706 parameters" \
     || bad "summary: $(cat "$tmp/sum")"

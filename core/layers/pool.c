@@ -47,6 +47,10 @@ cnn_status cnn_pool_infer(cnn_pool_window *p, cnn_layer *l, const char *kind,
     p->ow = (in.w + 2 * p->pw - p->kw) / p->sw + 1;
     l->out = (cnn_shape){in.c, p->oh, p->ow};
     l->macs = 0;
+    l->rf_kernel[0] = p->kh;
+    l->rf_kernel[1] = p->kw;
+    l->rf_stride[0] = p->sh;
+    l->rf_stride[1] = p->sw;
     return CNN_OK;
 }
 
