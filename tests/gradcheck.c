@@ -70,8 +70,8 @@ static int compare(const char *what, cnn_net *net, float *v, const float *g,
     return bad;
 }
 
-int gradcheck_layer(const char *kind, const char *const *kv, cnn_shape in,
-                    const gradcheck_opts *opts)
+/* Fill in the defaults of gradcheck_opts. */
+static gradcheck_opts defaults(const gradcheck_opts *opts)
 {
     gradcheck_opts o = {2, 1e-2, 2e-2, 1, 0, 0, 1};
     if (opts) {
@@ -81,6 +81,86 @@ int gradcheck_layer(const char *kind, const char *const *kv, cnn_shape in,
         if (o.tol <= 0) o.tol = 2e-2;
         if (!o.seed) o.seed = 1;
     }
+    return o;
+}
+
+/* The check proper on a built network: randomise every trainable parameter
+ * (on top of its initialisation), the input and r; compare d/d input and
+ * each trainable tensor of every layer. qualify: name tensors "layer.param"
+ * rather than "param". Returns the number of failed tensors. */
+static int check_net(cnn_net *net, const gradcheck_opts *op, int qualify)
+{
+    const gradcheck_opts o = *op;
+    uint64_t rng = cnn_rng_seed(o.seed, 7);
+    cnn_net_init(net, &rng);
+    /* Parameters that initialise to constants (biases, batch-norm gamma and
+     * beta) get random values too, so every index matters. */
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++)
+            if (l->params[j].trainable)
+                for (size_t i = 0; i < l->params[j].size; i++)
+                    l->params[j].data[i] += 0.5f * cnn_rng_normal(&rng);
+    }
+
+    size_t nin = o.batch * cnn_shape_size(net->input);
+    for (size_t i = 0; i < nin; i++) {
+        float v = cnn_rng_normal(&rng);
+        if (o.min_abs_input > 0 && fabsf(v) < o.min_abs_input)
+            v = (v < 0 ? -1.0f : 1.0f) * (float)o.min_abs_input + v;
+        net->x[i] = v;
+    }
+    if (o.distinct_inputs) {
+        /* A shuffled ramp: all values differ by at least 0.1 > 2h. */
+        uint32_t *perm = malloc(nin * sizeof *perm);
+        for (uint32_t i = 0; i < nin; i++) perm[i] = i;
+        cnn_rng_shuffle(&rng, perm, (uint32_t)nin);
+        for (size_t i = 0; i < nin; i++)
+            net->x[i] = 0.1f * ((float)perm[i] - (float)nin / 2);
+        free(perm);
+    }
+    cnn_layer *out = cnn_net_output(net);
+    size_t nout = o.batch * cnn_shape_size(out->out);
+    float *r = malloc(nout * sizeof *r);
+    for (size_t i = 0; i < nout; i++) r[i] = cnn_rng_normal(&rng);
+    uint64_t fwd_rng = cnn_rng_seed(o.seed, 11);
+
+    /* Analytic gradients: the input's, then every trainable tensor's in the
+     * flat gradient arena (whose layout matches net->params). */
+    objective(net, r, nout, o.batch, o.training, fwd_rng);
+    memcpy(out->dy, r, nout * sizeof *r);
+    net->want_input_grad = 1;
+    cnn_net_backward(net);
+    float *gx = malloc(nin * sizeof *gx);
+    memcpy(gx, net->dx, nin * sizeof *gx);
+    float *gp = malloc((net->nparam_floats ? net->nparam_floats : 1) * sizeof *gp);
+    memcpy(gp, net->grads, net->nparam_floats * sizeof *gp);
+
+    int failed = compare("d/d input", net, net->x, gx, nin, r, nout, o.batch, &o, fwd_rng);
+    for (size_t t = 0; t < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t j = 0; j < l->nparams; j++) {
+            cnn_param *p = &l->params[j];
+            if (!p->trainable) continue;
+            char what[CNN_NAME_MAX + 32];
+            if (qualify)
+                snprintf(what, sizeof what, "d/d %s.%s", l->name, p->name);
+            else
+                snprintf(what, sizeof what, "d/d %s", p->name);
+            failed += compare(what, net, p->data, gp + (p->grad - net->grads),
+                              p->size, r, nout, o.batch, &o, fwd_rng);
+        }
+    }
+    free(r);
+    free(gx);
+    free(gp);
+    return failed;
+}
+
+int gradcheck_layer(const char *kind, const char *const *kv, cnn_shape in,
+                    const gradcheck_opts *opts)
+{
+    gradcheck_opts o = defaults(opts);
     cnn_opt items[MAX_OPTS];
     char texts[MAX_OPTS][64];
     const char *lists[MAX_OPTS][8];
@@ -111,65 +191,27 @@ int gradcheck_layer(const char *kind, const char *const *kv, cnn_shape in,
         printf("  cannot build: %s\n", e.msg);
         return 1;
     }
-    uint64_t rng = cnn_rng_seed(o.seed, 7);
-    cnn_net_init(net, &rng);
-    /* Parameters that initialise to constants (biases, batch-norm gamma and
-     * beta) get random values too, so every index matters. */
-    cnn_layer *l = cnn_net_output(net);
-    for (size_t j = 0; j < l->nparams; j++)
-        if (l->params[j].trainable)
-            for (size_t i = 0; i < l->params[j].size; i++)
-                l->params[j].data[i] += 0.5f * cnn_rng_normal(&rng);
+    int failed = check_net(net, &o, 0);
+    cnn_net_free(net);
+    return failed;
+}
 
-    size_t nin = o.batch * cnn_shape_size(in);
-    for (size_t i = 0; i < nin; i++) {
-        float v = cnn_rng_normal(&rng);
-        if (o.min_abs_input > 0 && fabsf(v) < o.min_abs_input)
-            v = (v < 0 ? -1.0f : 1.0f) * (float)o.min_abs_input + v;
-        net->x[i] = v;
+int gradcheck_model(const cnn_model_spec *spec, const gradcheck_opts *opts)
+{
+    gradcheck_opts o = defaults(opts);
+    cnn_error e = {0};
+    cnn_net *net = cnn_net_create(spec, o.batch, &e);
+    printf("gradcheck model of %zu layers on %zux%zux%zux%zu (%s):", spec->nlayers,
+           o.batch, spec->input.c, spec->input.h, spec->input.w,
+           o.training ? "train" : "eval");
+    if (!net) {
+        printf("\n  cannot build: %s\n", e.msg);
+        return 1;
     }
-    if (o.distinct_inputs) {
-        /* A shuffled ramp: all values differ by at least 0.1 > 2h. */
-        uint32_t *perm = malloc(nin * sizeof *perm);
-        for (uint32_t i = 0; i < nin; i++) perm[i] = i;
-        cnn_rng_shuffle(&rng, perm, (uint32_t)nin);
-        for (size_t i = 0; i < nin; i++)
-            net->x[i] = 0.1f * ((float)perm[i] - (float)nin / 2);
-        free(perm);
-    }
-    size_t nout = o.batch * cnn_shape_size(l->out);
-    float *r = malloc(nout * sizeof *r);
-    for (size_t i = 0; i < nout; i++) r[i] = cnn_rng_normal(&rng);
-    uint64_t fwd_rng = cnn_rng_seed(o.seed, 11);
-
-    /* Analytic gradients. */
-    objective(net, r, nout, o.batch, o.training, fwd_rng);
-    memcpy(l->dy, r, nout * sizeof *r);
-    net->want_input_grad = 1;
-    cnn_net_backward(net);
-    float *gx = malloc(nin * sizeof *gx);
-    memcpy(gx, net->dx, nin * sizeof *gx);
-    size_t total = 0;
-    for (size_t j = 0; j < l->nparams; j++) total += l->params[j].trainable ? l->params[j].size : 0;
-    float *gp = malloc((total ? total : 1) * sizeof *gp);
-    for (size_t j = 0, off = 0; j < l->nparams; j++)
-        if (l->params[j].trainable) {
-            memcpy(gp + off, l->params[j].grad, l->params[j].size * sizeof *gp);
-            off += l->params[j].size;
-        }
-
-    int failed = compare("d/d input", net, net->x, gx, nin, r, nout, o.batch, &o, fwd_rng);
-    for (size_t j = 0, off = 0; j < l->nparams; j++) {
-        cnn_param *p = &l->params[j];
-        if (!p->trainable) continue;
-        char what[64];
-        snprintf(what, sizeof what, "d/d %s", p->name);
-        failed += compare(what, net, p->data, gp + off, p->size, r, nout, o.batch, &o, fwd_rng);
-        off += p->size;
-    }
-    free(r);
-    free(gx);
-    free(gp);
+    for (size_t t = 0; t < net->nlayers; t++)
+        printf(" %s (%s)%s", net->layers[t].name, net->layers[t].kind->name,
+               t + 1 < net->nlayers ? "," : "\n");
+    int failed = check_net(net, &o, 1);
     cnn_net_free(net);
     return failed;
 }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "gradcheck.h"
 #include "harness.h"
 #include "net.h"
 #include "rng.h"
@@ -181,10 +182,56 @@ static void test_whole_net_gradient(void)
     cnn_net_free(net);
 }
 
+/* add: {project: true} on a shortcut whose shape differs inserts a strided
+ * 1x1 convolution and a batch norm, and the whole thing differentiates. */
+static void test_projection(void)
+{
+    builder b = {0};
+    add(&b, "c", "conv", NULL, "filters", "4", "kernel", "3");
+    b.opts[0][2] = (cnn_opt){.key = "stride", .text = "2"};
+    b.opts[0][3] = (cnn_opt){.key = "pad", .text = "1"};
+    b.specs[0].opts.n = 4;
+    add(&b, "bn", "batchnorm", NULL, 0, 0, 0, 0);
+    add(&b, "sum", "add", NULL, "project", "true", 0, 0);
+    const char *two[2] = {"bn", "input"};
+    b.specs[2].inputs = two;
+    b.specs[2].ninputs = 2;
+    cnn_error e;
+    cnn_net *net = build(&b, (cnn_shape){2, 7, 7}, 2, &e);
+    CHECK_MSG(net != NULL, "projection does not build: %s", e.msg);
+    if (!net) return;
+    CHECK(net->nlayers == 5);
+    cnn_layer *proj = cnn_net_layer(net, "sum.proj");
+    CHECK(proj != NULL && !strcmp(proj->kind->name, "conv"));
+    CHECK(proj && proj->out.c == 4 && proj->out.h == 4 && proj->out.w == 4);
+    CHECK(proj && proj->nparams == 1);   /* no bias */
+    CHECK(cnn_net_layer(net, "sum.proj_bn") != NULL);
+    cnn_layer *sum = cnn_net_layer(net, "sum");
+    CHECK(sum && !strcmp(sum->input_names[1], "sum.proj_bn"));
+    cnn_net_free(net);
+
+    cnn_model_spec m = {(cnn_shape){2, 7, 7}, b.specs, b.n, 0};
+    gradcheck_opts o = {.batch = 2, .training = 1, .tol = 2e-2};
+    CHECK(gradcheck_model(&m, &o) == 0);
+
+    /* without project the shapes must match */
+    b.opts[2][0].text = "false";
+    CHECK(build(&b, (cnn_shape){2, 7, 7}, 2, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "shapes must match (use project: true");
+    /* a shortcut that no strided 1x1 convolution can map */
+    b.opts[2][0].text = "true";
+    b.opts[0][1].text = "2";   /* kernel 2, stride 1, pad 0: 5x5 -> 4x4 */
+    b.opts[0][2].text = "1";
+    b.opts[0][3].text = "0";
+    CHECK(build(&b, (cnn_shape){2, 5, 5}, 2, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "cannot project input 'input' (2x5x5) onto 4x4x4");
+}
+
 int main(void)
 {
     test_lenet();
     test_errors();
     test_whole_net_gradient();
+    test_projection();
     return test_done();
 }
