@@ -23,7 +23,8 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 } cli_command;
 
-extern const cli_command cli_cmd_train, cli_cmd_eval, cli_cmd_summary, cli_cmd_check;
+extern const cli_command cli_cmd_train, cli_cmd_eval, cli_cmd_summary, cli_cmd_check,
+    cli_cmd_receptive_field;
 
 /* Print "file:line:col: error: message" (the parts that are known) to
  * stderr and return the exit code for its status. */

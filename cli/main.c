@@ -12,6 +12,7 @@
 
 static const cli_command *const commands[] = {
     &cli_cmd_train, &cli_cmd_eval, &cli_cmd_summary, &cli_cmd_check,
+    &cli_cmd_receptive_field,
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
@@ -20,8 +21,8 @@ static void print_help(FILE *f)
     fprintf(f, "cnn: train and use convolutional networks described in YAML\n\n"
                "usage: cnn COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < ncommands; i++)
-        fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->synopsis);
-    fprintf(f, "  %-9s %s\n", "help", "show the usage of a command: cnn help COMMAND");
+        fprintf(f, "  %-16s %s\n", commands[i]->name, commands[i]->synopsis);
+    fprintf(f, "  %-16s %s\n", "help", "show the usage of a command: cnn help COMMAND");
     fprintf(f, "\nexit codes: 0 success, 1 runtime failure, 2 usage or config "
                "error, 3 gate not met\n");
 }

@@ -500,22 +500,27 @@ double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct)
                                  net->label_smoothing, out->dy, correct);
 }
 
-void cnn_net_backward(cnn_net *net)
+void cnn_net_backward_from(cnn_net *net, size_t target)
 {
-    size_t n = cnn_net_output(net)->batch;
+    size_t n = net->layers[target].batch;
     memset(net->grads, 0, net->nparam_floats * sizeof(float));
     if (net->want_input_grad)
         memset(net->dx, 0, n * cnn_shape_size(net->input) * sizeof(float));
-    for (size_t t = 0; t + 1 < net->nlayers; t++) {
+    for (size_t t = 0; t < target; t++) {
         cnn_layer *l = &net->layers[t];
         memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
     }
-    for (size_t t = net->nlayers; t-- > 0;) {
+    for (size_t t = target + 1; t-- > 0;) {
         cnn_layer *l = &net->layers[t];
         for (size_t k = 0; k < l->ninputs; k++)
             if (!l->input_ids[k]) l->dx[k] = net->want_input_grad ? net->dx : NULL;
         l->kind->backward(l);
     }
+}
+
+void cnn_net_backward(cnn_net *net)
+{
+    cnn_net_backward_from(net, net->nlayers - 1);
 }
 
 cnn_layer *cnn_net_layer(cnn_net *net, const char *name)

@@ -79,6 +79,10 @@ double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct);
  * all gradients except the output's, then fills parameter gradients. */
 void cnn_net_backward(cnn_net *net);
 
+/* The same from layer net->layers[target], whose dy the caller has set:
+ * layers after it do not take part. */
+void cnn_net_backward_from(cnn_net *net, size_t target);
+
 /* Look up a layer by name; NULL if none. */
 cnn_layer *cnn_net_layer(cnn_net *net, const char *name);
 
