@@ -8,6 +8,9 @@
  * is written back out through libyaml's emitter as cfg->resolved. All memory
  * lives in one arena that cnn_config_free releases.
  *
+ * The model section's blocks, repeat and defaults are expanded here too
+ * (see "model" below): the engine only ever sees a flat list of layers.
+ *
  * Rules shared by every key: a key whose value is empty, ~ or null counts as
  * absent; anchors and aliases are refused; tags are ignored. Nodes written
  * by a --set argument remember it, so that an error in them names the
@@ -834,6 +837,150 @@ static cnn_status parse_data(parse *p, const sect *top, cnn_data_spec *d)
 
 /* ---- model ------------------------------------------------------------- */
 
+/*
+ * model.layers is a list of layers and uses of blocks. A block (model.blocks)
+ * is a named list of layers with arguments; a use expands it in place into
+ * layers named <instance>.<local name>, so that the engine only ever sees a
+ * flat list of named layers that read each other by name. model.defaults
+ * gives per-kind option values to every layer of a kind that leaves them out.
+ *
+ * Expansion happens in three steps. First every list (model.layers and each
+ * block's layers) is checked on its own: entries, kinds, local names, what
+ * `inputs:` and `$arg` refer to, and that blocks do not use themselves.
+ * Then the top-level list is expanded recursively into the flat list; an
+ * input is a `slot` that is filled in once the layer it names exists, so a
+ * layer may read one written after it. Last, slots become names: layers the
+ * engine would name itself (top-level layers without a name) get the name it
+ * would give them, where something refers to them.
+ */
+
+#define MODEL_MAX_LAYERS 10000   /* after expansion; the engine's checks are quadratic */
+#define BLOCK_MAX_DEPTH 16       /* blocks used inside blocks */
+#define BLOCK_NAME_MAX 40
+
+/* The option keys of a block use besides the block's arguments. */
+static const char *const use_keys[] = {"name", "repeat", "inputs", "first"};
+#define NUSE_KEYS 4
+
+/* A set of strings with a value each, sized once for its most entries. */
+typedef struct strset {
+    const char **keys;
+    size_t *vals;
+    size_t mask, n;
+} strset;
+
+static cnn_status set_init(parse *p, strset *s, size_t most)
+{
+    size_t cap = 16;
+    while (cap < 2 * most) cap *= 2;
+    s->keys = arena_alloc(p->mem, cap * sizeof *s->keys, p->e);
+    s->vals = arena_alloc(p->mem, cap * sizeof *s->vals, p->e);
+    s->mask = cap - 1;
+    s->n = 0;
+    return s->keys && s->vals ? CNN_OK : CNN_ERR_NOMEM;
+}
+
+static size_t set_pos(const strset *s, const char *k)
+{
+    uint64_t h = 1469598103934665603u;   /* FNV-1a */
+    for (const char *c = k; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211u;
+    size_t i = (size_t)h & s->mask;
+    while (s->keys[i] && strcmp(s->keys[i], k)) i = (i + 1) & s->mask;
+    return i;
+}
+
+/* 1 and *v = its value if k is in the set. */
+static int set_get(const strset *s, const char *k, size_t *v)
+{
+    size_t i = set_pos(s, k);
+    if (!s->keys[i]) return 0;
+    if (v) *v = s->vals[i];
+    return 1;
+}
+
+/* Add k -> v. If k is there already, leave it, put its value in *old and
+ * return 1. */
+static int set_add(strset *s, const char *k, size_t v, size_t *old)
+{
+    size_t i = set_pos(s, k);
+    if (s->keys[i]) { *old = s->vals[i]; return 1; }
+    assert(s->n < s->mask && "strset sized for its most entries");
+    s->keys[i] = k;
+    s->vals[i] = v;
+    s->n++;
+    return 0;
+}
+
+/* Where an input comes from; filled in when that layer is written out. */
+typedef struct slot {
+    size_t idx;             /* index in the flat list, or one of: */
+    const char *name;       /* SLOT_NAME: a top-level name, resolved last */
+} slot;
+#define SLOT_UNSET ((size_t)-1)
+#define SLOT_INPUT ((size_t)-2)   /* the network input */
+#define SLOT_NAME ((size_t)-3)
+
+typedef struct blockdef blockdef;
+
+/* One entry of a layer list. */
+typedef struct item {
+    const node *entry, *kind, *opts;  /* opts: the mapping, or NULL */
+    blockdef *use;                    /* a use of this block; NULL: a layer */
+    const pair *name, *inputs;        /* in opts; NULL when absent or null */
+    const char *local;                /* its name in the list; NULL: an unnamed
+                                         top-level layer (the engine names it) */
+    const char *ctx;                  /* "layer 2 (relu)", for messages */
+} item;
+
+struct blockdef {
+    const char *name;                 /* NULL: model.layers itself */
+    const node *key;                  /* the name in model.blocks */
+    const node *args;                 /* mapping argument -> default, or NULL */
+    const node *list;                 /* its layers */
+    item *items;                      /* [n] */
+    size_t n;
+    strset locals;                    /* local name -> item index */
+    int state;                        /* nesting check: 0 new, 1 open, 2 done */
+    size_t height;                    /* levels of blocks, itself included */
+};
+
+/* What the flat list keeps about a layer besides its spec. */
+typedef struct flat {
+    slot **in;                        /* [nin] */
+    size_t nin;
+    int by_default;                   /* no inputs: written; in[0] is its default */
+    const node *at;                   /* its name, or the top-level use that made it */
+} flat;
+
+/* An expanded use: "layer2.0", or "layer2" for all its repetitions. */
+typedef struct instance {
+    const char *name;
+    slot *out;
+    const node *at;
+} instance;
+
+typedef struct model {
+    blockdef *blocks;
+    size_t nblocks;
+    const node *defaults;             /* model.defaults, or NULL */
+    cnn_layer_spec *specs;            /* the flat list, [n] of cap */
+    flat *info;                       /* [n] */
+    size_t n, cap;
+    instance *insts;
+    size_t ninsts, icap;
+} model;
+
+/* A list being expanded: model.layers, or one instance of a block. */
+typedef struct scope {
+    const blockdef *def;
+    const char *prefix;               /* instance name; NULL at the top level */
+    const node **argv;                /* argument values, in def->args order */
+    slot *input;                      /* the block's input */
+    slot *outs;                       /* [def->n]: each item's output */
+    size_t depth;                     /* 0 at the top level */
+    const node *use;                  /* the top-level use being expanded */
+} scope;
+
 static int valid_layer_name(const char *s)
 {
     for (; *s; s++)
@@ -843,22 +990,62 @@ static int valid_layer_name(const char *s)
     return 1;
 }
 
-/* Split a layer entry into its kind (a scalar) and its options (or NULL). */
-static cnn_status layer_entry(parse *p, const node *item, size_t num,
+static int valid_identifier(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+              || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static char *arena_printf(parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *arena_printf(parse *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = arena_alloc(p->mem, (size_t)n + 1, p->e);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static blockdef *find_block(const model *m, const char *name)
+{
+    for (size_t i = 0; i < m->nblocks; i++)
+        if (!strcmp(m->blocks[i].name, name)) return &m->blocks[i];
+    return NULL;
+}
+
+static long find_arg(const blockdef *b, const char *name)
+{
+    for (size_t i = 0; b->args && i < b->args->n; i++)
+        if (!strcmp(b->args->pairs[i].key->text, name)) return (long)i;
+    return -1;
+}
+
+/* Split a layer entry into its kind (a scalar) and its options (or NULL).
+ * `what` names it: "layer 3", "layer 3 of block 'basic'". */
+static cnn_status layer_entry(parse *p, const node *item, const char *what,
                               const node **kind, const node **opts)
 {
     *opts = NULL;
     if (item->kind == NODE_SCALAR) { *kind = item; return CNN_OK; }
     if (item->kind == NODE_NULL || (item->kind == NODE_MAP && item->n == 0))
-        return fail(p, item, "layer %zu is empty; write a kind, e.g. '- relu' or "
-                    "'- conv: {filters: 8, kernel: 3}'", num);
+        return fail(p, item, "%s is empty; write a kind, e.g. '- relu' or "
+                    "'- conv: {filters: 8, kernel: 3}'", what);
     if (item->kind == NODE_SEQ)
-        return fail(p, item, "layer %zu must be a kind ('- relu') or 'kind: {options}' "
-                    "('- conv: {filters: 8}'), got a list", num);
+        return fail(p, item, "%s must be a kind ('- relu') or 'kind: {options}' "
+                    "('- conv: {filters: 8}'), got a list", what);
     if (item->n != 1)
-        return fail(p, item->pairs[1].key, "layer %zu has %zu keys (%s, %s%s); a layer is "
+        return fail(p, item->pairs[1].key, "%s has %zu keys (%s, %s%s); a layer is "
                     "one 'kind: {options}' pair, e.g. '- conv: {filters: 8}' (indent the "
-                    "options under the kind, or put them in braces)", num, item->n,
+                    "options under the kind, or put them in braces)", what, item->n,
                     item->pairs[0].key->text, item->pairs[1].key->text,
                     item->n > 2 ? ", ..." : "");
     *kind = item->pairs[0].key;
@@ -866,25 +1053,35 @@ static cnn_status layer_entry(parse *p, const node *item, size_t num,
     if (v->kind == NODE_MAP) *opts = v;
     else if (v->kind != NODE_NULL)
         return v->kind == NODE_SCALAR
-            ? fail(p, v, "the options of layer %zu (%s) must be a mapping, e.g. "
-                   "'- %s: {...}', got \"%s\"", num, (*kind)->text, (*kind)->text, v->text)
-            : fail(p, v, "the options of layer %zu (%s) must be a mapping, e.g. "
-                   "'- %s: {...}', got a list", num, (*kind)->text, (*kind)->text);
+            ? fail(p, v, "the options of %s (%s) must be a mapping, e.g. "
+                   "'- %s: {...}', got \"%s\"", what, (*kind)->text, (*kind)->text, v->text)
+            : fail(p, v, "the options of %s (%s) must be a mapping, e.g. "
+                   "'- %s: {...}', got a list", what, (*kind)->text, (*kind)->text);
     return CNN_OK;
 }
 
-static cnn_status check_kind(parse *p, const node *kind)
+/* The kind must be a registered layer kind (or, with blocks, a block).
+ * `pre` starts the message ("" or "model.defaults: "). */
+static cnn_status check_kind(parse *p, const model *m, const node *kind, const char *pre)
 {
-    const char *names[256];
-    size_t n = cnn_layer_kind_count < 256 ? cnn_layer_kind_count : 256;
-    char list[512];
+    size_t nk = cnn_layer_kind_count, nb = m ? m->nblocks : 0;
+    char list[512], blist[256] = "";
     if (cnn_layer_kind_find(kind->text)) return CNN_OK;
-    for (size_t i = 0; i < n; i++) names[i] = cnn_layer_kinds[i]->name;
-    const char *near = cnn_closest(kind->text, names, n);
+    const char **names = arena_alloc(p->mem, (nk + nb + 1) * sizeof *names, p->e);
+    if (!names) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < nk; i++) names[i] = cnn_layer_kinds[i]->name;
+    for (size_t i = 0; i < nb; i++) names[nk + i] = m->blocks[i].name;
+    const char *near = cnn_closest(kind->text, names, nk + nb);
     if (near)
-        return fail(p, kind, "unknown layer kind '%s'; did you mean '%s'?", kind->text, near);
-    join_names(list, sizeof list, names, n);
-    return fail(p, kind, "unknown layer kind '%s' (known kinds: %s)", kind->text, list);
+        return fail(p, kind, "%sunknown layer kind '%s'; did you mean '%s'?", pre,
+                    kind->text, near);
+    join_names(list, sizeof list, names, nk);
+    if (nb) {
+        strcpy(blist, "; blocks: ");
+        join_names(blist + strlen(blist), sizeof blist - strlen(blist), names + nk, nb);
+    }
+    return fail(p, kind, "%sunknown layer kind '%s' (known kinds: %s%s)", pre, kind->text,
+                list, blist);
 }
 
 static cnn_status layer_name(parse *p, const node *v, const char *ctx, const char **out)
@@ -897,26 +1094,6 @@ static cnn_status layer_name(parse *p, const node *v, const char *ctx, const cha
     if (!strcmp(v->text, "input"))
         return fail(p, v, "%s: the name 'input' is reserved for the network input", ctx);
     *out = v->text;
-    return CNN_OK;
-}
-
-static cnn_status layer_inputs(parse *p, const node *v, const char *ctx,
-                               cnn_layer_spec *spec)
-{
-    size_t n = v->kind == NODE_SEQ ? v->n : 1;
-    if (v->kind == NODE_MAP || n < 1 || n > CNN_MAX_INPUTS)
-        return fail(p, v, "%s: inputs must be a layer name or a list of 1 to %d of them",
-                    ctx, CNN_MAX_INPUTS);
-    const char **names = arena_alloc(p->mem, n * sizeof *names, p->e);
-    if (!names) return CNN_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const node *it = v->kind == NODE_SEQ ? v->items[i] : v;
-        if (it->kind != NODE_SCALAR)
-            return fail(p, it, "%s: inputs must name layers, got %s", ctx, kind_word(it));
-        names[i] = it->text;
-    }
-    spec->inputs = names;
-    spec->ninputs = n;
     return CNN_OK;
 }
 
@@ -946,69 +1123,830 @@ static cnn_status layer_opt(parse *p, const pair *pr, const char *ctx, cnn_opt *
     return CNN_OK;
 }
 
-/* Fill spec from layer entry `item`, the num-th layer (1-based). */
-static cnn_status parse_layer(parse *p, const node *item, size_t num, cnn_layer_spec *spec)
+/* ---- $arg references ---- */
+
+typedef struct argref {
+    char name[CNN_NAME_MAX];
+    char op;                 /* 0, '*' or '/' */
+    long n;
+} argref;
+
+/* "$name", "$name*N" or "$name/N" (N > 0; spaces around the operator are
+ * fine). Returns 0 when the text is one of them. */
+static int parse_argref(const char *s, argref *r)
 {
-    const node *kind = NULL, *opts = NULL;
-    const pair *name = NULL, *inputs = NULL;
-    char ctx[CNN_NAME_MAX + 96];
-    size_t nopt = 0;
-    cnn_status st;
-    if ((st = layer_entry(p, item, num, &kind, &opts)) || (st = check_kind(p, kind)))
-        return st;
-    spec->kind = kind->text;
-    spec->line = item->src ? 0 : item->line;
-    spec->col = item->src ? 0 : item->col;
-    snprintf(ctx, sizeof ctx, "layer %zu (%s)", num, kind->text);
-    if ((name = map_find(opts, "name")) && name->val->kind != NODE_NULL) {
-        if ((st = layer_name(p, name->val, ctx, &spec->name))) return st;
-        snprintf(ctx, sizeof ctx, "layer '%s' (%s)", spec->name, kind->text);
+    size_t i = 1, k = 0;
+    if (s[0] != '$') return -1;
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_'))
+        return -1;
+    while ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+           || (s[i] >= '0' && s[i] <= '9') || s[i] == '_') {
+        if (k + 1 >= sizeof r->name) return -1;
+        r->name[k++] = s[i++];
     }
-    if ((inputs = map_find(opts, "inputs")) && inputs->val->kind != NODE_NULL
-        && (st = layer_inputs(p, inputs->val, ctx, spec)))
-        return st;
-    if (!(spec->opts.context = arena_strndup(p->mem, ctx, strlen(ctx), p->e)))
-        return CNN_ERR_NOMEM;
-    for (size_t i = 0; opts && i < opts->n; i++)
-        nopt += &opts->pairs[i] != name && &opts->pairs[i] != inputs
-            && opts->pairs[i].val->kind != NODE_NULL;
-    cnn_opt *o = arena_alloc(p->mem, (nopt ? nopt : 1) * sizeof *o, p->e);
-    if (!o) return CNN_ERR_NOMEM;
-    spec->opts.items = o;
-    for (size_t i = 0; opts && i < opts->n; i++) {
-        const pair *pr = &opts->pairs[i];
-        if (pr == name || pr == inputs || pr->val->kind == NODE_NULL) continue;
-        if ((st = layer_opt(p, pr, spec->opts.context, &o[spec->opts.n]))) return st;
-        spec->opts.n++;
+    r->name[k] = 0;
+    r->op = 0;
+    while (s[i] == ' ') i++;
+    if (!s[i]) return 0;
+    if (s[i] != '*' && s[i] != '/') return -1;
+    r->op = s[i++];
+    while (s[i] == ' ') i++;
+    if (s[i] < '1' || s[i] > '9') return -1;
+    errno = 0;
+    char *end;
+    r->n = strtol(s + i, &end, 10);
+    return errno || *end ? -1 : 0;
+}
+
+/* "filters, stride" (or "none"), for messages. */
+static const char *arg_list(parse *p, const blockdef *b, int dollar)
+{
+    size_t n = b->args ? b->args->n : 0, len = 8;
+    for (size_t i = 0; i < n; i++) len += strlen(b->args->pairs[i].key->text) + 3;
+    char *s = arena_alloc(p->mem, len, p->e);
+    if (!s) return "";
+    if (!n) strcpy(s, "none");
+    for (size_t i = 0; i < n; i++) {
+        if (i) strcat(s, ", ");
+        if (dollar) strcat(s, "$");
+        strcat(s, b->args->pairs[i].key->text);
+    }
+    return s;
+}
+
+/* A `$...` value in a layer option or a use's argument (v a scalar that
+ * starts with '$'): it must be a well-formed reference to an argument of b. */
+static cnn_status check_argref(parse *p, const blockdef *b, const node *v, const char *ctx)
+{
+    argref r;
+    if (parse_argref(v->text, &r))
+        return fail(p, v, "%s: '%s' is not a block argument reference; write $name, "
+                    "$name*N or $name/N (N a positive integer)", ctx, v->text);
+    if (!b->name)
+        return fail(p, v, "%s: %s can only be used inside a block (model.blocks)", ctx,
+                    v->text);
+    if (!strcmp(r.name, "input"))
+        return fail(p, v, "%s: $input names the block's input; it can only be used in "
+                    "inputs", ctx);
+    if (find_arg(b, r.name) >= 0) return CNN_OK;
+    size_t n = b->args ? b->args->n : 0;
+    const char **cands = arena_alloc(p->mem, (n + 1) * sizeof *cands, p->e);
+    if (!cands) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) cands[i] = b->args->pairs[i].key->text;
+    cands[n] = "input";
+    const char *near = cnn_closest(r.name, cands, n + 1);
+    if (near)
+        return fail(p, v, "block '%s' has no argument '$%s'; did you mean '$%s'?", b->name,
+                    r.name, near);
+    return fail(p, v, "block '%s' has no argument '$%s' (its arguments: %s)", b->name,
+                r.name, arg_list(p, b, 1));
+}
+
+/* Every `$...` in an option value (a scalar or a list of them). */
+static cnn_status check_value_refs(parse *p, const blockdef *b, const node *v,
+                                   const char *ctx)
+{
+    cnn_status st;
+    if (v->kind == NODE_SCALAR && v->text[0] == '$') return check_argref(p, b, v, ctx);
+    for (size_t i = 0; v->kind == NODE_SEQ && i < v->n; i++)
+        if ((st = check_value_refs(p, b, v->items[i], ctx))) return st;
+    return CNN_OK;
+}
+
+/* One name in `inputs:`: in a block, a local name or $input; at the top
+ * level, any name (the engine checks it) but no $. */
+static cnn_status check_input_ref(parse *p, const blockdef *b, const node *v, const char *ctx)
+{
+    if (v->text[0] == '$') {
+        if (!b->name)
+            return !strcmp(v->text, "$input")
+                ? fail(p, v, "%s: $input can only be used inside a block; the network "
+                       "input is 'input'", ctx)
+                : fail(p, v, "%s: %s can only be used inside a block (model.blocks)", ctx,
+                       v->text);
+        if (strcmp(v->text, "$input"))
+            return fail(p, v, "%s: inputs name layers; '%s' is not one (the block's "
+                        "input is $input)", ctx, v->text);
+        return CNN_OK;
+    }
+    if (!b->name || set_get(&b->locals, v->text, NULL)) return CNN_OK;
+    const char **cands = arena_alloc(p->mem, (b->n + 1) * sizeof *cands, p->e);
+    if (!cands) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < b->n; i++) cands[i] = b->items[i].local;
+    cands[b->n] = "$input";
+    const char *near = cnn_closest(v->text, cands, b->n + 1);
+    if (near)
+        return fail(p, v, "%s: '%s' is not a layer of block '%s'; did you mean '%s'?", ctx,
+                    v->text, b->name, near);
+    return fail(p, v, "%s: '%s' is not a layer of block '%s' (its layers read each other "
+                "by their names in the block, and the block's input as $input)", ctx,
+                v->text, b->name);
+}
+
+/* `inputs:` of a layer: one name or a list of 1 to CNN_MAX_INPUTS. */
+static cnn_status check_inputs(parse *p, const blockdef *b, const node *v, const char *ctx)
+{
+    size_t n = v->kind == NODE_SEQ ? v->n : 1;
+    cnn_status st;
+    if (v->kind == NODE_MAP || n < 1 || n > CNN_MAX_INPUTS)
+        return fail(p, v, "%s: inputs must be a layer name or a list of 1 to %d of them",
+                    ctx, CNN_MAX_INPUTS);
+    for (size_t i = 0; i < n; i++) {
+        const node *it = v->kind == NODE_SEQ ? v->items[i] : v;
+        if (it->kind != NODE_SCALAR)
+            return fail(p, it, "%s: inputs must name layers, got %s", ctx, kind_word(it));
+        if ((st = check_input_ref(p, b, it, ctx))) return st;
     }
     return CNN_OK;
 }
 
-/* Two layers may not share a name; the message names both places. */
-static cnn_status check_layer_names(parse *p, const node *seq, const cnn_layer_spec *specs)
+static cnn_status unknown_arg(parse *p, const blockdef *u, const node *key, int in_first)
 {
-    for (size_t i = 0; i < seq->n; i++) {
-        for (size_t j = 0; specs[i].name && j < i; j++) {
-            if (!specs[j].name || strcmp(specs[i].name, specs[j].name)) continue;
-            const pair *a = map_find(seq->items[j]->pairs[0].val, "name");
-            const pair *b = map_find(seq->items[i]->pairs[0].val, "name");
-            return fail(p, b->val, "two layers are named '%s' (layers %zu and %zu; the "
-                        "first at line %d, column %d)", specs[i].name, j + 1, i + 1,
-                        a->val->line, a->val->col);
+    size_t n = u->args ? u->args->n : 0;
+    const char **cands = arena_alloc(p->mem, (n + NUSE_KEYS) * sizeof *cands, p->e);
+    if (!cands) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) cands[i] = u->args->pairs[i].key->text;
+    for (size_t i = 0; !in_first && i < NUSE_KEYS; i++) cands[n + i] = use_keys[i];
+    const char *near = cnn_closest(key->text, cands, n + (in_first ? 0 : NUSE_KEYS));
+    if (near)
+        return fail(p, key, "block '%s' has no argument '%s'; did you mean '%s'?", u->name,
+                    key->text, near);
+    return fail(p, key, "block '%s' has no argument '%s' (its arguments: %s)", u->name,
+                key->text, arg_list(p, u, 0));
+}
+
+/* The options of a use of a block, written in list b. */
+static cnn_status check_use(parse *p, const blockdef *b, const item *it)
+{
+    const blockdef *u = it->use;
+    cnn_status st;
+    for (size_t i = 0; it->opts && i < it->opts->n; i++) {
+        const pair *pr = &it->opts->pairs[i];
+        const char *key = pr->key->text;
+        const node *v = pr->val;
+        if (!strcmp(key, "name")) continue;
+        if (find_arg(u, key) < 0 && strcmp(key, "repeat") && strcmp(key, "inputs")
+            && strcmp(key, "first"))
+            return unknown_arg(p, u, pr->key, 0);
+        if (v->kind == NODE_NULL) continue;
+        if (!strcmp(key, "inputs")) {
+            const node *one = v->kind == NODE_SEQ && v->n == 1 ? v->items[0] : v;
+            if (one->kind != NODE_SCALAR)
+                return v->kind == NODE_SEQ && v->n != 1
+                    ? fail(p, v, "%s: the input of a block is one layer name, got a list "
+                           "of %zu", it->ctx, v->n)
+                    : fail(p, one, "%s: the input of a block is one layer name, got %s",
+                           it->ctx, kind_word(one));
+            if ((st = check_input_ref(p, b, one, it->ctx))) return st;
+        } else if (!strcmp(key, "first")) {
+            if (v->kind != NODE_MAP)
+                return v->kind == NODE_SCALAR
+                    ? fail(p, v, "%s: first must be a mapping of block arguments, e.g. "
+                           "first: {stride: 2}, got \"%s\"", it->ctx, v->text)
+                    : fail(p, v, "%s: first must be a mapping of block arguments, e.g. "
+                           "first: {stride: 2}, got a list", it->ctx);
+            for (size_t j = 0; j < v->n; j++) {
+                if (find_arg(u, v->pairs[j].key->text) < 0)
+                    return unknown_arg(p, u, v->pairs[j].key, 1);
+                if ((st = check_value_refs(p, b, v->pairs[j].val, it->ctx))) return st;
+            }
+        } else if ((st = check_value_refs(p, b, v, it->ctx))) {
+            return st;
         }
     }
     return CNN_OK;
 }
 
-static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *m)
+/* Check list b->list: entries, kinds, names (given and generated), and what
+ * inputs and $arg refer to. */
+static cnn_status analyze_list(parse *p, const model *m, blockdef *b)
 {
-    static const char *const keys[] = {"layers", "loss", "label_smoothing"};
+    const node *list = b->list;
+    char what[BLOCK_NAME_MAX + 64], ctx[CNN_NAME_MAX + BLOCK_NAME_MAX + 64];
+    cnn_status st;
+    b->n = list->n;
+    b->items = arena_alloc(p->mem, (b->n ? b->n : 1) * sizeof *b->items, p->e);
+    if (!b->items || (st = set_init(p, &b->locals, b->n))) return CNN_ERR_NOMEM;
+    for (size_t j = 0; j < b->n; j++) {
+        item *it = &b->items[j];
+        const char *in = b->name ? "block '" : "", *end = b->name ? "', " : "";
+        const char *bn = b->name ? b->name : "";
+        if (b->name) snprintf(what, sizeof what, "layer %zu of block '%s'", j + 1, b->name);
+        else snprintf(what, sizeof what, "layer %zu", j + 1);
+        it->entry = list->items[j];
+        if ((st = layer_entry(p, it->entry, what, &it->kind, &it->opts))) return st;
+        if (!(it->use = find_block(m, it->kind->text)) && (st = check_kind(p, m, it->kind, "")))
+            return st;
+        snprintf(ctx, sizeof ctx, "%s%s%slayer %zu (%s)", in, bn, end, j + 1, it->kind->text);
+        const pair *pr = map_find(it->opts, "name");
+        if (pr && pr->val->kind != NODE_NULL) {
+            it->name = pr;
+            if ((st = layer_name(p, pr->val, ctx, &it->local))) return st;
+            snprintf(ctx, sizeof ctx, "%s%s%slayer '%s' (%s)", in, bn, end, it->local,
+                     it->kind->text);
+            size_t first;
+            if (set_add(&b->locals, it->local, j, &first)) {
+                const node *a = b->items[first].name->val;
+                return fail(p, pr->val, "%s%s%stwo layers are named '%s' (layers %zu and "
+                            "%zu; the first at line %d, column %d)", b->name ? "block '" : "",
+                            bn, b->name ? "': " : "", it->local, first + 1, j + 1,
+                            a->line, a->col);
+            }
+        }
+        if ((pr = map_find(it->opts, "inputs")) && pr->val->kind != NODE_NULL) it->inputs = pr;
+        if (!(it->ctx = arena_strndup(p->mem, ctx, strlen(ctx), p->e))) return CNN_ERR_NOMEM;
+    }
+    /* Unnamed layers in a block, and unnamed uses, are named like the engine
+     * names top-level layers: the kind (or block) and the first free number. */
+    for (size_t j = 0; j < b->n; j++) {
+        item *it = &b->items[j];
+        if (it->local || (!b->name && !it->use)) continue;
+        for (unsigned k = 1;; k++) {
+            char *s = arena_printf(p, "%s%u", it->kind->text, k);
+            size_t old;
+            if (!s) return CNN_ERR_NOMEM;
+            if (!set_add(&b->locals, s, j, &old)) { it->local = s; break; }
+        }
+    }
+    for (size_t j = 0; j < b->n; j++) {
+        const item *it = &b->items[j];
+        if (it->use) {
+            if ((st = check_use(p, b, it))) return st;
+            continue;
+        }
+        if (it->inputs && (st = check_inputs(p, b, it->inputs->val, it->ctx))) return st;
+        for (size_t i = 0; it->opts && i < it->opts->n; i++) {
+            const pair *pr = &it->opts->pairs[i];
+            if (pr == it->name || pr == it->inputs) continue;
+            if ((st = check_value_refs(p, b, pr->val, it->ctx))) return st;
+        }
+    }
+    return CNN_OK;
+}
+
+/* "a -> b -> c" for blocks path[from..n-1], then last. */
+static const char *block_chain(parse *p, const blockdef *const *path, size_t from,
+                               size_t n, const blockdef *last)
+{
+    size_t len = strlen(last->name) + 1;
+    for (size_t i = from; i < n; i++) len += strlen(path[i]->name) + 4;
+    char *s = arena_alloc(p->mem, len, p->e);
+    if (!s) return "";
+    for (size_t i = from; i < n; i++) {
+        strcat(s, path[i]->name);
+        strcat(s, " -> ");
+    }
+    strcat(s, last->name);
+    return s;
+}
+
+/* No block may use itself, directly or not, and blocks nest at most
+ * BLOCK_MAX_DEPTH levels. path[0..depth-1] use b. */
+static cnn_status check_nesting(parse *p, blockdef *b, const blockdef **path, size_t depth)
+{
+    cnn_status st;
+    path[depth] = b;
+    b->state = 1;
+    b->height = 1;
+    for (size_t j = 0; j < b->n; j++) {
+        blockdef *u = b->items[j].use;
+        if (!u) continue;
+        if (u->state == 1) {
+            size_t from = 0;
+            while (path[from] != u) from++;
+            return fail(p, b->items[j].kind, "block '%s' uses itself (%s)", u->name,
+                        block_chain(p, path, from, depth + 1, u));
+        }
+        if (u->state == 0 && depth + 2 <= BLOCK_MAX_DEPTH
+            && (st = check_nesting(p, u, path, depth + 1)))
+            return st;
+        if (u->state == 0 || depth + 1 + u->height > BLOCK_MAX_DEPTH) {
+            int more = 0;
+            for (size_t k = 0; k < u->n; k++) more |= u->items[k].use != NULL;
+            return fail(p, b->items[j].kind, "blocks nest more than %d levels deep "
+                        "(%s%s)", BLOCK_MAX_DEPTH, block_chain(p, path, 0, depth + 1, u),
+                        more ? " -> ..." : "");
+        }
+        if (1 + u->height > b->height) b->height = 1 + u->height;
+    }
+    b->state = 2;
+    return CNN_OK;
+}
+
+/* model.blocks: names, args and layers of each block, then their lists. */
+static cnn_status parse_blocks(parse *p, const sect *ms, model *m)
+{
+    static const char *const keys[] = {"args", "layers"};
+    static const char *const reserved[] = {"name", "repeat", "inputs", "first", "input"};
+    const node *v = value_of(ms, "blocks");
+    cnn_status st;
+    if (!v) return CNN_OK;
+    if (v->kind != NODE_MAP)
+        return bad_value(p, v, "model.blocks", "a mapping of block names to blocks");
+    m->nblocks = v->n;
+    m->blocks = arena_alloc(p->mem, (v->n ? v->n : 1) * sizeof *m->blocks, p->e);
+    if (!m->blocks) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < v->n; i++) {
+        const node *k = v->pairs[i].key;
+        if (!k->text[0] || strlen(k->text) > BLOCK_NAME_MAX || !valid_layer_name(k->text)
+            || strchr(k->text, '.'))
+            return fail(p, k, "a block name has 1 to %d letters, digits, '_' or '-', got "
+                        "\"%s\"", BLOCK_NAME_MAX, k->text);
+        if (cnn_layer_kind_find(k->text))
+            return fail(p, k, "block name '%s' is a layer kind; give the block another name",
+                        k->text);
+        m->blocks[i].name = k->text;
+        m->blocks[i].key = k;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        blockdef *b = &m->blocks[i];
+        const node *bv = v->pairs[i].val;
+        sect s = {.key = b->key, .map = bv};
+        char name[128];
+        snprintf(s.name, sizeof s.name, "model.blocks.%s", b->name);
+        if (bv->kind != NODE_MAP)
+            return bad_value(p, bv, s.name, "a mapping with args and layers");
+        if ((st = check_keys(p, &s, keys, 2))) return st;
+        const node *args = value_of(&s, "args");
+        full_name(name, sizeof name, &s, "args");
+        if (args && args->kind != NODE_MAP)
+            return bad_value(p, args, name, "a mapping of argument names to defaults");
+        for (size_t j = 0; args && j < args->n; j++) {
+            const node *ak = args->pairs[j].key, *av = args->pairs[j].val;
+            for (size_t r = 0; r < 5; r++)
+                if (!strcmp(ak->text, reserved[r]))
+                    return fail(p, ak, "%s: '%s' is reserved (name, repeat, inputs, first "
+                                "and input cannot be block arguments)", name, ak->text);
+            if (!valid_identifier(ak->text) || strlen(ak->text) >= CNN_NAME_MAX)
+                return fail(p, ak, "%s: an argument name has letters, digits and '_' and "
+                            "does not start with a digit, got \"%s\"", name, ak->text);
+            int bad = av->kind == NODE_MAP;
+            for (size_t r = 0; av->kind == NODE_SEQ && r < av->n; r++)
+                bad |= av->items[r]->kind == NODE_SEQ || av->items[r]->kind == NODE_MAP;
+            if (bad)
+                return fail(p, av, "%s.%s must be a value or a list of values", name,
+                            ak->text);
+            for (size_t r = 0; r < (av->kind == NODE_SEQ ? av->n : 1); r++) {
+                const node *x = av->kind == NODE_SEQ ? av->items[r] : av;
+                if (x->kind == NODE_SCALAR && x->text[0] == '$')
+                    return fail(p, x, "%s.%s: a default cannot refer to an argument (%s)",
+                                name, ak->text, x->text);
+            }
+        }
+        b->args = args;
+        const node *layers = value_of(&s, "layers");
+        full_name(name, sizeof name, &s, "layers");
+        if (!layers)
+            return required(p, &s, "layers", " (the block's layers, e.g. "
+                            "'- conv: {filters: $filters, kernel: 3}')");
+        if (layers->kind != NODE_SEQ || layers->n == 0)
+            return layers->kind == NODE_SEQ
+                ? fail(p, layers, "%s must list at least one layer", name)
+                : bad_value(p, layers, name, "a list of layers");
+        b->list = layers;
+    }
+    return CNN_OK;
+}
+
+/* model.defaults: kind -> options every layer of that kind gets unless it
+ * sets them itself. */
+static cnn_status parse_defaults(parse *p, const sect *ms, model *m)
+{
+    const node *v = value_of(ms, "defaults");
+    cnn_status st;
+    if (!v) return CNN_OK;
+    if (v->kind != NODE_MAP)
+        return bad_value(p, v, "model.defaults", "a mapping of layer kinds to options, "
+                         "e.g. defaults: {conv: {bias: false}}");
+    for (size_t i = 0; i < v->n; i++) {
+        const node *k = v->pairs[i].key, *o = v->pairs[i].val;
+        char ctx[96];
+        if (find_block(m, k->text))
+            return fail(p, k, "model.defaults: '%s' is a block, not a layer kind (a block's "
+                        "defaults are its args)", k->text);
+        if ((st = check_kind(p, NULL, k, "model.defaults: "))) return st;
+        snprintf(ctx, sizeof ctx, "model.defaults.%s", k->text);
+        if (o->kind == NODE_NULL) continue;
+        if (o->kind != NODE_MAP) return bad_value(p, o, ctx, "a mapping of options");
+        for (size_t j = 0; j < o->n; j++) {
+            const pair *pr = &o->pairs[j];
+            cnn_opt dummy;
+            if (!strcmp(pr->key->text, "name") || !strcmp(pr->key->text, "inputs"))
+                return fail(p, pr->key, "%s: '%s' cannot have a default (defaults are for "
+                            "layer options)", ctx, pr->key->text);
+            if (pr->val->kind == NODE_NULL) continue;
+            if ((st = layer_opt(p, pr, ctx, &dummy))
+                || (st = check_value_refs(p, &(blockdef){0}, pr->val, ctx)))
+                return st;
+        }
+    }
+    m->defaults = v;
+    return CNN_OK;
+}
+
+/* ---- expansion ---- */
+
+static cnn_status grow_flat(parse *p, model *m, const node *at)
+{
+    if (m->n == MODEL_MAX_LAYERS)
+        return fail(p, at, "the model has more than %d layers after expanding blocks",
+                    MODEL_MAX_LAYERS);
+    if (m->n < m->cap) return CNN_OK;
+    size_t cap = m->cap ? 2 * m->cap : 64;
+    cnn_layer_spec *specs = arena_alloc(p->mem, cap * sizeof *specs, p->e);
+    flat *info = arena_alloc(p->mem, cap * sizeof *info, p->e);
+    if (!specs || !info) return CNN_ERR_NOMEM;
+    if (m->n) {
+        memcpy(specs, m->specs, m->n * sizeof *specs);
+        memcpy(info, m->info, m->n * sizeof *info);
+    }
+    m->specs = specs;
+    m->info = info;
+    m->cap = cap;
+    return CNN_OK;
+}
+
+static cnn_status add_instance(parse *p, model *m, const char *name, size_t idx,
+                               const node *at)
+{
+    if (m->ninsts == m->icap) {
+        size_t cap = m->icap ? 2 * m->icap : 16;
+        instance *q = arena_alloc(p->mem, cap * sizeof *q, p->e);
+        if (!q) return CNN_ERR_NOMEM;
+        if (m->ninsts) memcpy(q, m->insts, m->ninsts * sizeof *q);
+        m->insts = q;
+        m->icap = cap;
+    }
+    slot *s = arena_alloc(p->mem, sizeof *s, p->e);
+    if (!s) return CNN_ERR_NOMEM;
+    s->idx = idx;
+    m->insts[m->ninsts++] = (instance){name, s, at};
+    return CNN_OK;
+}
+
+/* The value of a `$...` scalar v in scope sc; in_list: v is a list item. */
+static cnn_status subst_ref(parse *p, const scope *sc, const node *v, int in_list,
+                            const node **out)
+{
+    argref r;
+    int ok = !parse_argref(v->text, &r);
+    long i = ok ? find_arg(sc->def, r.name) : -1;
+    assert(i >= 0 && "argument references are checked before expansion");
+    (void)ok;
+    const node *a = sc->argv[i];
+    node *n = node_new(p, a->kind, v->line, v->col, v->src);
+    if (!n) return CNN_ERR_NOMEM;
+    if (a->kind == NODE_SEQ) {
+        if (in_list || r.op)
+            return fail(p, a, "argument '%s' of block '%s' is a list, so %s cannot be %s",
+                        r.name, sc->def->name, v->text,
+                        r.op ? "computed" : "an item of a list");
+        n->flow = 1;
+        n->n = a->n;
+        n->items = arena_alloc(p->mem, (a->n ? a->n : 1) * sizeof *n->items, p->e);
+        if (!n->items) return CNN_ERR_NOMEM;
+        for (size_t k = 0; k < a->n; k++) {
+            node *c = node_new(p, a->items[k]->kind, v->line, v->col, v->src);
+            if (!c) return CNN_ERR_NOMEM;
+            c->text = a->items[k]->text;
+            c->style = a->items[k]->style;
+            n->items[k] = c;
+        }
+        *out = n;
+        return CNN_OK;
+    }
+    n->style = a->style;
+    n->text = a->text;
+    if (r.op) {
+        long x;
+        if (a->kind != NODE_SCALAR || cnn_parse_long(a->text, &x))
+            return fail(p, a, "argument '%s' of block '%s' must be an integer for %s, got "
+                        "\"%s\"", r.name, sc->def->name, v->text, a->text);
+        if (r.op == '*' && (x > LONG_MAX / r.n || x < LONG_MIN / r.n))
+            return fail(p, v, "%s is too large (%s is %ld)", v->text, r.name, x);
+        x = r.op == '*' ? x * r.n : x / r.n;
+        if (!(n->text = arena_printf(p, "%ld", x))) return CNN_ERR_NOMEM;
+        n->style = YAML_PLAIN_SCALAR_STYLE;
+    }
+    *out = n;
+    return CNN_OK;
+}
+
+/* v with every `$arg` replaced by its value in scope sc. */
+static cnn_status subst(parse *p, const scope *sc, const node *v, const node **out)
+{
+    cnn_status st;
+    *out = v;
+    if (!sc->def->name) return CNN_OK;   /* no $ at the top level (checked) */
+    if (v->kind == NODE_SCALAR && v->text[0] == '$') return subst_ref(p, sc, v, 0, out);
+    if (v->kind != NODE_SEQ) return CNN_OK;
+    size_t k = 0;
+    while (k < v->n && !(v->items[k]->kind == NODE_SCALAR && v->items[k]->text[0] == '$'))
+        k++;
+    if (k == v->n) return CNN_OK;
+    node *n = node_new(p, NODE_SEQ, v->line, v->col, v->src);
+    if (!n || !(n->items = arena_alloc(p->mem, v->n * sizeof *n->items, p->e)))
+        return CNN_ERR_NOMEM;
+    n->flow = v->flow;
+    n->n = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        const node *c = v->items[i];
+        if (c->kind == NODE_SCALAR && c->text[0] == '$'
+            && (st = subst_ref(p, sc, c, 1, &c)))
+            return st;
+        n->items[i] = (node *)c;
+    }
+    *out = n;
+    return CNN_OK;
+}
+
+/* The slot an `inputs:` name v refers to in scope sc. */
+static cnn_status input_slot(parse *p, const scope *sc, const node *v, slot **out)
+{
+    size_t j;
+    if (!strcmp(v->text, "$input")) { *out = sc->input; return CNN_OK; }
+    if (set_get(&sc->def->locals, v->text, &j)) { *out = &sc->outs[j]; return CNN_OK; }
+    assert(!sc->def->name && "block inputs are checked before expansion");
+    slot *s = arena_alloc(p->mem, sizeof *s, p->e);
+    if (!s) return CNN_ERR_NOMEM;
+    s->idx = SLOT_NAME;
+    s->name = v->text;
+    *out = s;
+    return CNN_OK;
+}
+
+/* The name an item gets in the flat list. */
+static cnn_status full_layer_name(parse *p, const scope *sc, const item *it, const char **out)
+{
+    *out = it->local;
+    if (!sc->prefix) return CNN_OK;
+    if (!(*out = arena_printf(p, "%s.%s", sc->prefix, it->local))) return CNN_ERR_NOMEM;
+    if (strlen(*out) >= CNN_NAME_MAX)
+        return fail(p, it->entry, "the layer name '%s' (from block '%s') is longer than %d "
+                    "characters; use shorter names", *out, sc->def->name, CNN_NAME_MAX - 1);
+    return CNN_OK;
+}
+
+/* Write layer item `it` of scope sc into the flat list; `dflt` is what it
+ * reads when it has no inputs:. */
+static cnn_status emit_layer(parse *p, model *m, const scope *sc, const item *it,
+                             slot *dflt, slot *out)
+{
+    cnn_status st;
+    if ((st = grow_flat(p, m, sc->use ? sc->use : it->entry))) return st;
+    cnn_layer_spec *spec = &m->specs[m->n];
+    flat *info = &m->info[m->n];
+    memset(spec, 0, sizeof *spec);
+    memset(info, 0, sizeof *info);
+    spec->kind = it->kind->text;
+    spec->line = it->entry->src ? 0 : it->entry->line;
+    spec->col = it->entry->src ? 0 : it->entry->col;
+    info->at = sc->use ? sc->use : it->name ? it->name->val : it->entry;
+    if ((st = full_layer_name(p, sc, it, &spec->name))) return st;
+    spec->opts.context = sc->prefix
+        ? arena_printf(p, "layer '%s' (%s)", spec->name, spec->kind) : it->ctx;
+    if (!spec->opts.context) return CNN_ERR_NOMEM;
+
+    const node *iv = it->inputs ? it->inputs->val : NULL;
+    info->nin = iv ? (iv->kind == NODE_SEQ ? iv->n : 1) : 1;
+    info->by_default = !iv;
+    if (!(info->in = arena_alloc(p->mem, info->nin * sizeof *info->in, p->e)))
+        return CNN_ERR_NOMEM;
+    if (!iv) info->in[0] = dflt;
+    for (size_t k = 0; iv && k < info->nin; k++)
+        if ((st = input_slot(p, sc, iv->kind == NODE_SEQ ? iv->items[k] : iv, &info->in[k])))
+            return st;
+
+    /* its own options, then the defaults for its kind that it leaves out */
+    const pair *dp = map_find(m->defaults, spec->kind);
+    const node *dflts = dp && dp->val->kind == NODE_MAP ? dp->val : NULL;
+    size_t nopt = 0;
+    for (size_t i = 0; it->opts && i < it->opts->n; i++)
+        nopt += &it->opts->pairs[i] != it->name && &it->opts->pairs[i] != it->inputs
+            && it->opts->pairs[i].val->kind != NODE_NULL;
+    for (size_t i = 0; dflts && i < dflts->n; i++) {
+        const pair *own = map_find(it->opts, dflts->pairs[i].key->text);
+        nopt += dflts->pairs[i].val->kind != NODE_NULL
+            && (!own || own->val->kind == NODE_NULL);
+    }
+    cnn_opt *o = arena_alloc(p->mem, (nopt ? nopt : 1) * sizeof *o, p->e);
+    if (!o) return CNN_ERR_NOMEM;
+    spec->opts.items = o;
+    for (size_t i = 0; it->opts && i < it->opts->n; i++) {
+        const pair *pr = &it->opts->pairs[i];
+        if (pr == it->name || pr == it->inputs || pr->val->kind == NODE_NULL) continue;
+        const node *v;
+        if ((st = subst(p, sc, pr->val, &v))
+            || (st = layer_opt(p, &(pair){pr->key, (node *)v}, spec->opts.context,
+                               &o[spec->opts.n])))
+            return st;
+        spec->opts.n++;
+    }
+    for (size_t i = 0; dflts && i < dflts->n; i++) {
+        const pair *pr = &dflts->pairs[i], *own = map_find(it->opts, pr->key->text);
+        if (pr->val->kind == NODE_NULL || (own && own->val->kind != NODE_NULL)) continue;
+        if ((st = layer_opt(p, pr, spec->opts.context, &o[spec->opts.n]))) return st;
+        spec->opts.n++;
+    }
+    assert(spec->opts.n == nopt);
+    out->idx = m->n++;
+    return CNN_OK;
+}
+
+static cnn_status expand_list(parse *p, model *m, scope *sc);
+
+/* An argument value given at a use: a value or a list of values. */
+static cnn_status arg_value(parse *p, const scope *sc, const item *it, const node *key,
+                            const node *v, const node **out)
+{
+    cnn_status st;
+    if ((st = subst(p, sc, v, out))) return st;
+    int bad = (*out)->kind == NODE_MAP;
+    for (size_t r = 0; (*out)->kind == NODE_SEQ && r < (*out)->n; r++)
+        bad |= (*out)->items[r]->kind == NODE_SEQ || (*out)->items[r]->kind == NODE_MAP;
+    if (bad)
+        return fail(p, v, "%s: argument '%s' must be a value or a list of values", it->ctx,
+                    key->text);
+    return CNN_OK;
+}
+
+/* Expand use `it` of a block, written in scope sc, reading `dflt` unless it
+ * says inputs:; its output (the last layer of its last repetition) goes to out. */
+static cnn_status expand_use(parse *p, model *m, const scope *sc, const item *it,
+                             slot *dflt, slot *out)
+{
+    const blockdef *u = it->use;
+    size_t nargs = u->args ? u->args->n : 0;
+    long reps = 1;
+    cnn_status st;
+    char what[CNN_NAME_MAX + BLOCK_NAME_MAX + 80];
+    const node **argv = arena_alloc(p->mem, (nargs ? nargs : 1) * sizeof *argv, p->e);
+    const node **argv0 = arena_alloc(p->mem, (nargs ? nargs : 1) * sizeof *argv0, p->e);
+    if (!argv || !argv0) return CNN_ERR_NOMEM;
+    assert(sc->depth < BLOCK_MAX_DEPTH && "nesting is checked before expansion");
+
+    const pair *rp = map_find(it->opts, "repeat");
+    int has_repeat = rp && rp->val->kind != NODE_NULL;
+    if (has_repeat) {
+        const node *v;
+        snprintf(what, sizeof what, "%s: repeat", it->ctx);
+        if ((st = subst(p, sc, rp->val, &v))
+            || (st = int_value(p, v, what, 1, LONG_MAX, &reps)))
+            return st;
+    }
+    slot *in = dflt;
+    if (it->inputs) {
+        const node *v = it->inputs->val;
+        if ((st = input_slot(p, sc, v->kind == NODE_SEQ ? v->items[0] : v, &in))) return st;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        const node *key = u->args->pairs[i].key;
+        const pair *given = map_find(it->opts, key->text);
+        argv[i] = u->args->pairs[i].val->kind != NODE_NULL ? u->args->pairs[i].val : NULL;
+        if (given && given->val->kind != NODE_NULL
+            && (st = arg_value(p, sc, it, key, given->val, &argv[i])))
+            return st;
+        argv0[i] = argv[i];
+    }
+    const pair *fp = map_find(it->opts, "first");
+    for (size_t i = 0; fp && fp->val->kind == NODE_MAP && i < fp->val->n; i++) {
+        const pair *pr = &fp->val->pairs[i];
+        if (pr->val->kind == NODE_NULL) continue;
+        if ((st = arg_value(p, sc, it, pr->key, pr->val,
+                            &argv0[find_arg(u, pr->key->text)])))
+            return st;
+    }
+    const char *base = sc->prefix ? arena_printf(p, "%s.%s", sc->prefix, it->local)
+                                  : it->local;
+    if (!base) return CNN_ERR_NOMEM;
+    for (long r = 0; r < reps; r++) {
+        const node **av = r == 0 ? argv0 : argv;
+        for (size_t i = 0; i < nargs; i++)
+            if (!av[i])
+                return fail(p, it->entry, "%s: block '%s' needs argument '%s' (it has no "
+                            "default)%s", it->ctx, u->name, u->args->pairs[i].key->text,
+                            r ? " for every repetition, not only in first:" : "");
+        scope child = {.def = u, .argv = av, .depth = sc->depth + 1, .input = in,
+                       .use = sc->use ? sc->use : it->entry};
+        child.prefix = has_repeat ? arena_printf(p, "%s.%ld", base, r) : base;
+        if (!child.prefix) return CNN_ERR_NOMEM;
+        if (r > 0) {
+            if (!(child.input = arena_alloc(p->mem, sizeof *child.input, p->e)))
+                return CNN_ERR_NOMEM;
+            child.input->idx = m->n - 1;
+        }
+        if ((st = expand_list(p, m, &child))
+            || (st = add_instance(p, m, child.prefix, m->n - 1, it->entry)))
+            return st;
+    }
+    if (has_repeat && (st = add_instance(p, m, base, m->n - 1, it->entry))) return st;
+    out->idx = m->n - 1;
+    return CNN_OK;
+}
+
+static cnn_status expand_list(parse *p, model *m, scope *sc)
+{
+    const blockdef *b = sc->def;
+    cnn_status st;
+    if (!(sc->outs = arena_alloc(p->mem, b->n * sizeof *sc->outs, p->e))) return CNN_ERR_NOMEM;
+    for (size_t j = 0; j < b->n; j++) sc->outs[j].idx = SLOT_UNSET;
+    for (size_t j = 0; j < b->n; j++) {
+        slot *dflt = j ? &sc->outs[j - 1] : sc->input;
+        st = b->items[j].use ? expand_use(p, m, sc, &b->items[j], dflt, &sc->outs[j])
+                             : emit_layer(p, m, sc, &b->items[j], dflt, &sc->outs[j]);
+        if (st) return st;
+    }
+    return CNN_OK;
+}
+
+/* ---- names ---- */
+
+/* The name of what slot s refers to, for layer specs' inputs. gen[i] is
+ * the name the engine gives unnamed layer i; need[i] is set when used. */
+static const char *slot_name(const model *m, const strset *insts, const slot *s,
+                             const char **gen, unsigned char *need)
+{
+    size_t i;
+    if (s->idx == SLOT_NAME) {
+        if (!set_get(insts, s->name, &i)) return s->name;
+        s = m->insts[i].out;
+    }
+    assert(s->idx != SLOT_UNSET && "every slot is filled during expansion");
+    if (s->idx == SLOT_INPUT) return "input";
+    if (m->specs[s->idx].name) return m->specs[s->idx].name;
+    need[s->idx] = 1;
+    return gen[s->idx];
+}
+
+static cnn_status twice(parse *p, const char *name, const node *first, const node *second)
+{
+    return fail(p, second, "two layers are named '%s' after expanding blocks (the first "
+                "from line %d, column %d)", name, first->line, first->col);
+}
+
+/* Check that all names are distinct, then turn slots into input names. */
+static cnn_status finish_names(parse *p, model *m)
+{
+    size_t n = m->n, old;
+    strset all, insts;
+    cnn_status st;
+    const char **gen = arena_alloc(p->mem, n * sizeof *gen, p->e);
+    unsigned char *need = arena_alloc(p->mem, n, p->e);
+    unsigned *next = arena_alloc(p->mem, cnn_layer_kind_count * sizeof *next, p->e);
+    if (!gen || !need || !next || (st = set_init(p, &all, n + m->ninsts))
+        || (st = set_init(p, &insts, m->ninsts)))
+        return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (m->specs[i].name && set_add(&all, m->specs[i].name, i, &old))
+            return twice(p, m->specs[i].name, m->info[old].at, m->info[i].at);
+    /* the engine's names for unnamed layers: kind and the first free number */
+    for (size_t i = 0; i < n; i++) {
+        if (m->specs[i].name) continue;
+        size_t k = 0;
+        while (strcmp(cnn_layer_kinds[k]->name, m->specs[i].kind)) k++;
+        for (;;) {
+            char *s = arena_printf(p, "%s%u", m->specs[i].kind, ++next[k]);
+            if (!s) return CNN_ERR_NOMEM;
+            if (strcmp(s, "input") && !set_add(&all, s, i, &old)) { gen[i] = s; break; }
+        }
+    }
+    for (size_t i = 0; i < m->ninsts; i++) {
+        const instance *in = &m->insts[i];
+        if (!set_add(&all, in->name, n + i, &old)) {
+            set_add(&insts, in->name, i, &old);
+            continue;
+        }
+        return twice(p, in->name, old < n ? m->info[old].at : m->insts[old - n].at, in->at);
+    }
+    for (size_t i = 0; i < n; i++) {
+        cnn_layer_spec *spec = &m->specs[i];
+        const flat *info = &m->info[i];
+        const slot *s = info->in[0];
+        if (info->by_default && (s->idx == (i ? i - 1 : SLOT_INPUT))) continue;
+        const char **names = arena_alloc(p->mem, info->nin * sizeof *names, p->e);
+        if (!names) return CNN_ERR_NOMEM;
+        for (size_t k = 0; k < info->nin; k++)
+            names[k] = slot_name(m, &insts, info->in[k], gen, need);
+        spec->inputs = names;
+        spec->ninputs = info->nin;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (need[i]) m->specs[i].name = gen[i];
+    return CNN_OK;
+}
+
+static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *ms)
+{
+    static const char *const keys[] = {"layers", "loss", "label_smoothing", "blocks",
+                                       "defaults"};
     static const char *const losses[] = {"softmax_cross_entropy"};
     const range smoothing = {0, 1, 0, 1};
     sect s;
     int loss = 0;
+    model m = {0};
+    blockdef list = {0};
     cnn_status st;
-    if ((st = open_sect(p, top, "model", keys, 3, &s))) return st;
+    if ((st = open_sect(p, top, "model", keys, 5, &s))) return st;
     const node *layers = value_of(&s, "layers");
     if (!layers)
         return required(p, s.key ? &s : top, s.key ? "layers" : "model.layers",
@@ -1017,16 +1955,23 @@ static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *m)
         return layers->kind == NODE_SEQ
             ? fail(p, layers, "model.layers must list at least one layer")
             : bad_value(p, layers, "model.layers", "a list of layers");
-    cnn_layer_spec *specs = arena_alloc(p->mem, layers->n * sizeof *specs, p->e);
-    if (!specs) return CNN_ERR_NOMEM;
-    for (size_t i = 0; i < layers->n; i++)
-        if ((st = parse_layer(p, layers->items[i], i + 1, &specs[i]))) return st;
-    if ((st = check_layer_names(p, layers, specs))) return st;
-    m->layers = specs;
-    m->nlayers = layers->n;
+    if ((st = parse_blocks(p, &s, &m)) || (st = parse_defaults(p, &s, &m))) return st;
+    for (size_t i = 0; i < m.nblocks; i++)
+        if ((st = analyze_list(p, &m, &m.blocks[i]))) return st;
+    const blockdef *path[BLOCK_MAX_DEPTH];
+    for (size_t i = 0; i < m.nblocks; i++)
+        if (m.blocks[i].state == 0 && (st = check_nesting(p, &m.blocks[i], path, 0)))
+            return st;
+    list.list = layers;
+    if ((st = analyze_list(p, &m, &list))) return st;
+    slot net_input = {.idx = SLOT_INPUT};
+    scope sc = {.def = &list, .input = &net_input};
+    if ((st = expand_list(p, &m, &sc)) || (st = finish_names(p, &m))) return st;
+    ms->layers = m.specs;
+    ms->nlayers = m.n;
     const node *lv = value_of(&s, "loss");
     if (lv && (st = enum_value(p, lv, "model.loss", losses, 1, &loss))) return st;
-    return get_float(p, &s, "label_smoothing", 0.0f, smoothing, &m->label_smoothing);
+    return get_float(p, &s, "label_smoothing", 0.0f, smoothing, &ms->label_smoothing);
 }
 
 /* ---- train ------------------------------------------------------------- */

@@ -2,7 +2,10 @@
  * The YAML front end: a LeNet config parses to the right specs and defaults,
  * the resolved text reads back to the same config, --set overrides edit it,
  * and every kind of mistake gives its exact message at the right line and
- * column (or names the --set argument).
+ * column (or names the --set argument). Blocks, repeat and defaults expand
+ * to the flat list of named layers the engine takes: names, inputs and
+ * substituted values are checked layer by layer, for a small ResNet, branches
+ * and nesting, and torchvision's ResNet-18/50 and GoogLeNet written as blocks.
  */
 #include "harness.h"
 
@@ -520,6 +523,585 @@ static void test_files(void)
     CHECK(!strcmp(e.file, "empty.yaml"));
 }
 
+/* ---- blocks, repeat and defaults ---------------------------------------- */
+
+static const cnn_layer_spec *spec_named(const cnn_config *cfg, const char *name, size_t *at)
+{
+    for (size_t i = 0; i < cfg->model.nlayers; i++)
+        if (cfg->model.layers[i].name && !strcmp(cfg->model.layers[i].name, name)) {
+            if (at) *at = i;
+            return &cfg->model.layers[i];
+        }
+    return NULL;
+}
+
+/* The layer reads exactly these inputs (NULL names: the layer before it). */
+static int reads(const cnn_config *cfg, const char *name, const char *in0, const char *in1)
+{
+    size_t i;
+    const cnn_layer_spec *l = spec_named(cfg, name, &i);
+    if (!l) return 0;
+    if (!in0) {   /* by default: the previous layer, which must be named in1 */
+        const cnn_layer_spec *prev = i ? &cfg->model.layers[i - 1] : NULL;
+        return l->inputs == NULL && l->ninputs == 0
+            && (in1 ? prev && str_eq(prev->name, in1) : i == 0);
+    }
+    size_t n = in1 ? 2 : 1;
+    return l->ninputs == n && !strcmp(l->inputs[0], in0)
+        && (!in1 || !strcmp(l->inputs[1], in1));
+}
+
+/* A small ResNet: a block used at the top level and inside another block,
+ * repeat, first, $arg arithmetic, defaults. Line numbers are in comments. */
+static const char blocks_text[] =
+    "data:\n"                                                              /* 1 */
+    "  input: {channels: 3, height: 16, width: 16}\n"
+    "model:\n"
+    "  defaults:\n"
+    "    conv: {bias: false, pad: 1}\n"                                    /* 5 */
+    "    batchnorm: {eps: 0.001}\n"
+    "  blocks:\n"
+    "    basic:\n"
+    "      args: {filters: 8, stride: 1}\n"
+    "      layers:\n"                                                      /* 10 */
+    "        - conv: {name: conv1, filters: $filters, kernel: 3, stride: $stride}\n"
+    "        - batchnorm: {name: bn1}\n"
+    "        - relu\n"
+    "        - conv: {name: conv2, filters: $filters*2, kernel: [1, $stride], pad: 0}\n"
+    "        - batchnorm\n"                                                /* 15 */
+    "        - add: {inputs: [batchnorm1, $input], project: true}\n"
+    "        - relu\n"
+    "    stage:\n"
+    "      args: {filters: ~, n: 2}\n"
+    "      layers:\n"                                                      /* 20 */
+    "        - basic: {name: b, repeat: $n, filters: $filters, first: {stride: 2}}\n"
+    "        - dropout: {rate: 0.5, inputs: b}\n"
+    "  layers:\n"
+    "    - conv: {name: stem, filters: 8, kernel: 3}\n"
+    "    - relu\n"                                                         /* 25 */
+    "    - basic: {name: layer1, repeat: 2}\n"
+    "    - basic: {name: layer2, repeat: 2, filters: 16, first: {stride: 2}}\n"
+    "    - basic\n"
+    "    - stage: {name: s, filters: 32, n: 1}\n"
+    "    - globalavgpool: {inputs: s}\n"                                   /* 30 */
+    "    - dense: {units: 10, name: fc}\n";
+
+static void test_blocks(void)
+{
+    cnn_config cfg;
+    cnn_error e;
+    const cnn_layer_spec *l;
+    const cnn_opt *o;
+    CHECK(parse_text(blocks_text, NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%d:%d: %s\n", e.line, e.col, e.msg); return; }
+    /* stem, relu, 4 x basic in layer1 and layer2, basic1, s.b.0, s.dropout1,
+     * globalavgpool, fc */
+    CHECK_MSG(cfg.model.nlayers == 2 + 5 * 7 + 7 + 3, "%zu layers", cfg.model.nlayers);
+    static const char *const order[] = {
+        "stem", "relu1", "layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu1",
+        "layer1.0.conv2", "layer1.0.batchnorm1", "layer1.0.add1", "layer1.0.relu2",
+        "layer1.1.conv1"};
+    for (size_t i = 0; i < 10 && i < cfg.model.nlayers; i++)
+        CHECK_MSG(str_eq(cfg.model.layers[i].name, order[i]), "layer %zu is %s, not %s", i,
+                  cfg.model.layers[i].name ? cfg.model.layers[i].name : "(unnamed)",
+                  order[i]);
+    for (size_t i = 2; i < 9 && i < cfg.model.nlayers; i++) {
+        static const char *const kinds[] = {"conv", "batchnorm", "relu", "conv",
+                                            "batchnorm", "add", "relu"};
+        CHECK(!strcmp(cfg.model.layers[i].kind, kinds[i - 2]));
+        CHECK(cfg.model.layers[i].line == (int)(11 + i - 2) && cfg.model.layers[i].col == 11);
+    }
+
+    /* the first layer of a block reads the block's input; the rest, the
+     * layer before them; $input is the block's input */
+    CHECK(reads(&cfg, "stem", NULL, NULL));
+    CHECK(reads(&cfg, "layer1.0.conv1", NULL, "relu1"));
+    CHECK(reads(&cfg, "layer1.0.add1", "layer1.0.batchnorm1", "relu1"));
+    CHECK(reads(&cfg, "layer1.1.conv1", NULL, "layer1.0.relu2"));
+    CHECK(reads(&cfg, "layer1.1.add1", "layer1.1.batchnorm1", "layer1.0.relu2"));
+    CHECK(reads(&cfg, "layer2.0.conv1", NULL, "layer1.1.relu2"));
+    CHECK(reads(&cfg, "layer2.0.add1", "layer2.0.batchnorm1", "layer1.1.relu2"));
+    CHECK(reads(&cfg, "basic1.add1", "basic1.batchnorm1", "layer2.1.relu2"));
+    CHECK(reads(&cfg, "s.b.0.conv1", NULL, "basic1.relu2"));
+    CHECK(reads(&cfg, "s.b.0.add1", "s.b.0.batchnorm1", "basic1.relu2"));
+    CHECK(reads(&cfg, "s.dropout1", "s.b.0.relu2", NULL));
+    CHECK(cfg.model.nlayers == 47 && reads(&cfg, "fc", NULL, NULL) == 0);
+    /* a use's name stands for its output; unnamed top-level layers keep no
+     * name unless something inside a block reads them */
+    l = &cfg.model.layers[45];
+    CHECK(l->name == NULL && !strcmp(l->kind, "globalavgpool") && l->ninputs == 1
+          && !strcmp(l->inputs[0], "s.dropout1"));
+    CHECK(!strcmp(l->opts.context, "layer 7 (globalavgpool)"));
+    CHECK(reads(&cfg, "fc", NULL, NULL) == 0 && cfg.model.layers[46].inputs == NULL);
+    CHECK(spec_named(&cfg, "s.b.0.conv1", NULL) && !spec_named(&cfg, "s.b.1.conv1", NULL));
+
+    /* substituted values and defaults; the defaults come after the layer's own */
+    l = spec_named(&cfg, "layer1.0.conv1", NULL);
+    CHECK(l && !strcmp(l->opts.context, "layer 'layer1.0.conv1' (conv)"));
+    if (l) {
+        CHECK(l->opts.n == 5 && opt_is(l, "filters", "8") && opt_is(l, "kernel", "3")
+              && opt_is(l, "stride", "1") && opt_is(l, "bias", "false")
+              && opt_is(l, "pad", "1"));
+        CHECK(!strcmp(l->opts.items[3].key, "bias") && !strcmp(l->opts.items[4].key, "pad"));
+        o = opt(l, "filters");   /* where $filters is written */
+        CHECK(o && o->key_line == 11 && o->key_col == 31 && o->line == 11 && o->col == 40);
+        o = opt(l, "bias");      /* where the default is written */
+        CHECK(o && o->key_line == 5 && o->key_col == 12 && o->line == 5 && o->col == 18);
+    }
+    l = spec_named(&cfg, "layer1.0.conv2", NULL);
+    CHECK(l != NULL);
+    if (l) {
+        CHECK(l->opts.n == 4 && opt_is(l, "filters", "16") && opt_is(l, "pad", "0")
+              && opt_is(l, "bias", "false"));
+        o = opt(l, "kernel");
+        CHECK(o && o->nitems == 2 && !strcmp(o->items[0], "1") && !strcmp(o->items[1], "1"));
+        o = opt(l, "filters");
+        CHECK(o && o->line == 14 && o->col == 40);
+    }
+    l = spec_named(&cfg, "layer1.0.batchnorm1", NULL);
+    CHECK(l && l->opts.n == 1 && opt_is(l, "eps", "0.001"));
+    l = spec_named(&cfg, "layer1.0.add1", NULL);
+    CHECK(l && l->opts.n == 1 && opt_is(l, "project", "true"));
+    /* repeat + first: only the first repetition gets the override */
+    l = spec_named(&cfg, "layer2.0.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "16") && opt_is(l, "stride", "2"));
+    l = spec_named(&cfg, "layer2.1.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "16") && opt_is(l, "stride", "1"));
+    l = spec_named(&cfg, "layer2.0.conv2", NULL);
+    CHECK(l && opt_is(l, "filters", "32"));
+    o = l ? opt(l, "kernel") : NULL;
+    CHECK(o && o->nitems == 2 && !strcmp(o->items[1], "2"));
+    l = spec_named(&cfg, "basic1.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "8") && opt_is(l, "stride", "1"));
+    /* nested: stage passes $filters on; first applies inside it */
+    l = spec_named(&cfg, "s.b.0.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "32") && opt_is(l, "stride", "2"));
+    CHECK(l && l->line == 11 && l->col == 11);
+    l = spec_named(&cfg, "s.b.0.conv2", NULL);
+    CHECK(l && opt_is(l, "filters", "64"));
+    l = spec_named(&cfg, "s.dropout1", NULL);
+    CHECK(l && l->opts.n == 1 && opt_is(l, "rate", "0.5") && l->line == 22);
+
+    /* the resolved config keeps the blocks as written, and reads back */
+    CHECK_CONTAINS(cfg.resolved, "      - conv: {name: conv2, filters: $filters*2, "
+                   "kernel: [1, $stride], pad: 0}\n");
+    CHECK_CONTAINS(cfg.resolved, "  - basic: {name: layer2, repeat: 2, filters: 16, "
+                   "first: {stride: 2}}\n");
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+
+    /* --set reaches into uses and block definitions */
+    const char *sets[] = {"model.layers.2.basic.filters=4",
+                          "model.blocks.basic.args.stride=3",
+                          "model.defaults.conv.bias=true"};
+    CHECK(parse_text(blocks_text, sets, 3, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%s: %s\n", e.file, e.msg); return; }
+    l = spec_named(&cfg, "layer1.1.conv2", NULL);
+    CHECK(l && opt_is(l, "filters", "8") && opt_is(l, "bias", "true"));
+    o = l ? opt(l, "kernel") : NULL;
+    CHECK(o && o->nitems == 2 && !strcmp(o->items[1], "3"));
+    l = spec_named(&cfg, "layer2.1.conv1", NULL);
+    CHECK(l && opt_is(l, "stride", "3"));
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+}
+
+/* Branches: uses that read the block's input by name, a block inside a
+ * block, $arg/N, concat over the branches' outputs, forward references. */
+static void test_block_branches(void)
+{
+    const char *text =
+        "data: {input: {channels: 3, height: 8, width: 8}}\n"
+        "model:\n"
+        "  blocks:\n"
+        "    branch:\n"
+        "      args: {f: ~, k: 1}\n"
+        "      layers:\n"
+        "        - conv: {filters: $f, kernel: 1}\n"
+        "        - conv: {filters: $f, kernel: $k, pad: $k/2}\n"
+        "    inception:\n"
+        "      args: {f: 8}\n"
+        "      layers:\n"
+        "        - concat: {inputs: [b1, b2, b3]}\n"
+        "        - conv: {name: b1, filters: $f, kernel: 1, inputs: $input}\n"
+        "        - branch: {name: b2, inputs: $input, f: $f, k: 3}\n"
+        "        - branch: {name: b3, inputs: [$input], f: $f/2, k: 5}\n"
+        "        - relu: {inputs: concat1}\n"
+        "  layers:\n"
+        "    - maxpool: {size: 2}\n"
+        "    - inception: {name: i3a}\n"
+        "    - inception: {f: 6}\n"
+        "    - dense: {units: 2, inputs: i3a.b3}\n";
+    cnn_config cfg;
+    cnn_error e;
+    const cnn_layer_spec *l;
+    CHECK(parse_text(text, NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%d:%d: %s\n", e.line, e.col, e.msg); return; }
+    CHECK_MSG(cfg.model.nlayers == 1 + 2 * 7 + 1, "%zu layers", cfg.model.nlayers);
+    /* the maxpool is read by name from inside the block, so it gets the
+     * name the engine would give it */
+    CHECK(str_eq(cfg.model.layers[0].name, "maxpool1"));
+    CHECK(!strcmp(cfg.model.layers[0].opts.context, "layer 1 (maxpool)"));
+    l = spec_named(&cfg, "i3a.concat1", NULL);
+    CHECK(l && l->ninputs == 3 && !strcmp(l->inputs[0], "i3a.b1")
+          && !strcmp(l->inputs[1], "i3a.b2.conv2") && !strcmp(l->inputs[2], "i3a.b3.conv2"));
+    CHECK(reads(&cfg, "i3a.b1", "maxpool1", NULL));
+    CHECK(reads(&cfg, "i3a.b2.conv1", "maxpool1", NULL));
+    CHECK(reads(&cfg, "i3a.b2.conv2", NULL, "i3a.b2.conv1"));
+    CHECK(reads(&cfg, "i3a.b3.conv1", "maxpool1", NULL));
+    CHECK(reads(&cfg, "i3a.relu1", "i3a.concat1", NULL));
+    CHECK(reads(&cfg, "inception1.b1", "i3a.relu1", NULL));
+    l = spec_named(&cfg, "i3a.b3.conv2", NULL);
+    CHECK(l && opt_is(l, "filters", "4") && opt_is(l, "kernel", "5") && opt_is(l, "pad", "2"));
+    l = spec_named(&cfg, "inception1.b3.conv2", NULL);
+    CHECK(l && opt_is(l, "filters", "3"));
+    l = spec_named(&cfg, "i3a.b2.conv2", NULL);
+    CHECK(l && opt_is(l, "kernel", "3") && opt_is(l, "pad", "1"));
+    /* a top-level layer may read a use (its output) at any depth */
+    l = &cfg.model.layers[cfg.model.nlayers - 1];
+    CHECK(l->ninputs == 1 && !strcmp(l->inputs[0], "i3a.b3.conv2"));
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+}
+
+/* Expanded configs build: the engine takes the names, inputs and options,
+ * and its errors about a block's layer point into the block. */
+static void test_blocks_build(void)
+{
+    const char *text =
+        "data: {input: {channels: 1, height: 8, width: 8}}\n"
+        "model:\n"
+        "  defaults: {conv: {kernel: 3, pad: 1}}\n"
+        "  blocks:\n"
+        "    stage:\n"
+        "      args: {filters: ~, convs: 2}\n"
+        "      layers:\n"
+        "        - convrelu: {repeat: $convs, filters: $filters}\n"
+        "        - maxpool: {size: 2}\n"
+        "    convrelu:\n"
+        "      args: {filters: ~}\n"
+        "      layers:\n"
+        "        - conv: {filters: $filters}\n"
+        "        - relu\n"
+        "  layers:\n"
+        "    - stage: {filters: 4, convs: 1}\n"
+        "    - stage: {filters: 8}\n"
+        "    - dense: {units: 3}\n";
+    cnn_config cfg;
+    cnn_error e;
+    CHECK(parse_text(text, NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%d:%d: %s\n", e.line, e.col, e.msg); return; }
+    CHECK(cfg.model.nlayers == 9);
+    static const char *const names[] = {
+        "stage1.convrelu1.0.conv1", "stage1.convrelu1.0.relu1", "stage1.maxpool1",
+        "stage2.convrelu1.0.conv1", "stage2.convrelu1.0.relu1", "stage2.convrelu1.1.conv1",
+        "stage2.convrelu1.1.relu1", "stage2.maxpool1", NULL};
+    for (size_t i = 0; i < 9 && i < cfg.model.nlayers; i++) {
+        CHECK(str_eq(cfg.model.layers[i].name, names[i]));
+        CHECK(cfg.model.layers[i].inputs == NULL);   /* a chain */
+    }
+    cnn_net *net = cnn_net_create(&cfg.model, 2, &e);
+    CHECK_MSG(net != NULL, "cnn_net_create: %d:%d: %s", e.line, e.col, e.msg);
+    if (net) {
+        CHECK(net->nlayers == 9 && cnn_net_output(net)->out.c == 3);
+        cnn_layer *c = cnn_net_layer(net, "stage2.convrelu1.1.conv1");
+        CHECK(c && c->in[0].c == 8 && c->out.c == 8 && c->out.h == 4);
+        /* 1->4, 4->8, 8->8 3x3 convs with bias, then 8*2*2 -> 3 */
+        CHECK(cnn_net_param_count(net) == 40 + 296 + 584 + 99);
+    }
+    cnn_net_free(net);
+    cnn_config_free(&cfg);
+
+    /* a bad value passed to a block: the engine's message names the
+     * expanded layer, at the $arg that carried the value */
+    const char *bad[] = {"model.layers.1.stage.filters=0"};
+    CHECK(parse_text(text, bad, 1, &cfg, &e) == CNN_OK);
+    net = e.status ? NULL : cnn_net_create(&cfg.model, 2, &e);
+    CHECK(net == NULL && e.line == 13 && e.col == 27);
+    CHECK_CONTAINS(e.msg, "layer 'stage2.convrelu1.0.conv1' (conv): filters");
+    cnn_net_free(net);
+    cnn_config_free(&cfg);
+}
+
+static void test_resnet18(void)
+{
+    cnn_config cfg;
+    cnn_error e;
+    CHECK(cnn_config_load(fixture("resnet18-blocks.yaml"), NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%s:%d:%d: %s\n", e.file, e.line, e.col, e.msg); return; }
+    /* stem (4), 8 basic blocks of 7 layers, avgpool, fc */
+    CHECK_MSG(cfg.model.nlayers == 4 + 8 * 7 + 2, "%zu layers", cfg.model.nlayers);
+    size_t convs = 0, adds = 0;
+    for (size_t i = 0; i < cfg.model.nlayers; i++) {
+        const cnn_layer_spec *l = &cfg.model.layers[i];
+        CHECK_MSG(l->name != NULL, "layer %zu has no name", i);
+        if (!strcmp(l->kind, "conv")) {
+            convs++;
+            CHECK(opt_is(l, "bias", "false"));
+        }
+        adds += !strcmp(l->kind, "add");
+    }
+    CHECK(convs == 1 + 16 && adds == 8);
+    CHECK(reads(&cfg, "layer1.0.conv1", NULL, "maxpool"));
+    CHECK(reads(&cfg, "layer1.0.add1", "layer1.0.bn2", "maxpool"));
+    CHECK(reads(&cfg, "layer2.0.conv1", NULL, "layer1.1.relu2"));
+    CHECK(reads(&cfg, "layer2.0.add1", "layer2.0.bn2", "layer1.1.relu2"));
+    CHECK(reads(&cfg, "layer4.1.add1", "layer4.1.bn2", "layer4.0.relu2"));
+    CHECK(reads(&cfg, "avgpool", NULL, "layer4.1.relu2"));
+    const cnn_layer_spec *l = spec_named(&cfg, "layer3.0.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "256") && opt_is(l, "stride", "2")
+          && opt_is(l, "kernel", "3") && opt_is(l, "pad", "1"));
+    l = spec_named(&cfg, "layer3.1.conv1", NULL);
+    CHECK(l && opt_is(l, "filters", "256") && opt_is(l, "stride", "1"));
+    l = spec_named(&cfg, "layer4.1.bn2", NULL);
+    CHECK(l && !strcmp(l->kind, "batchnorm") && l->line == 17 && l->col == 11);
+    CHECK(spec_named(&cfg, "fc", NULL) == &cfg.model.layers[cfg.model.nlayers - 1]);
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+}
+
+/* ResNet-50 and GoogLeNet as blocks: short files, the papers' tables. */
+static void test_zoo_blocks(void)
+{
+    cnn_config cfg;
+    cnn_error e;
+    const cnn_layer_spec *l;
+    CHECK(cnn_config_load(fixture("resnet50-blocks.yaml"), NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%s:%d:%d: %s\n", e.file, e.line, e.col, e.msg); return; }
+    CHECK_MSG(cfg.model.nlayers == 4 + 16 * 10 + 2, "%zu layers", cfg.model.nlayers);
+    CHECK(reads(&cfg, "layer1.0.add1", "layer1.0.bn3", "maxpool"));
+    CHECK(reads(&cfg, "layer3.0.conv1", NULL, "layer2.3.relu3"));
+    l = spec_named(&cfg, "layer3.0.conv2", NULL);
+    CHECK(l && opt_is(l, "stride", "2") && opt_is(l, "filters", "256"));
+    l = spec_named(&cfg, "layer3.5.conv3", NULL);
+    CHECK(l && opt_is(l, "filters", "1024") && opt_is(l, "bias", "false"));
+    CHECK(spec_named(&cfg, "layer4.2.relu3", NULL) && !spec_named(&cfg, "layer4.3.relu3", NULL));
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+
+    CHECK(cnn_config_load(fixture("googlenet-blocks.yaml"), NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) { fprintf(stderr, "%s:%d:%d: %s\n", e.file, e.line, e.col, e.msg); return; }
+    CHECK_MSG(cfg.model.nlayers == 8 + 9 * 14 + 2 + 3, "%zu layers", cfg.model.nlayers);
+    l = spec_named(&cfg, "inception4e.concat1", NULL);
+    CHECK(l && l->ninputs == 4 && !strcmp(l->inputs[0], "inception4e.b1.relu")
+          && !strcmp(l->inputs[3], "inception4e.b4.relu"));
+    CHECK(reads(&cfg, "inception4e.b3a.conv", "inception4d.concat1", NULL));
+    CHECK(reads(&cfg, "inception4e.b4a", "inception4d.concat1", NULL));
+    CHECK(reads(&cfg, "inception5a.b1.conv", NULL, "pool4"));
+    CHECK(reads(&cfg, "inception5a.b2a.conv", "pool4", NULL));
+    l = spec_named(&cfg, "inception5b.b3.conv", NULL);
+    CHECK(l && opt_is(l, "filters", "128") && opt_is(l, "kernel", "5") && opt_is(l, "pad", "2")
+          && opt_is(l, "stride", "1"));
+    check_roundtrip(&cfg);
+    cnn_config_free(&cfg);
+}
+
+/* Blocks b0 .. b{n-1}, each using the next; the last holds a relu. */
+static void chain_text(char *buf, size_t size, int n)
+{
+    size_t w = (size_t)snprintf(buf, size, "data: {input: {channels: 1, height: 8, "
+                                "width: 8}}\nmodel:\n  blocks:\n");
+    for (int i = 0; i < n && w < size; i++)
+        w += (size_t)(i < n - 1
+            ? snprintf(buf + w, size - w, "    b%d:\n      layers: [{b%d: {name: a}}]\n",
+                       i, i + 1)
+            : snprintf(buf + w, size - w, "    b%d:\n      layers: [relu]\n", i));
+    if (w < size) snprintf(buf + w, size - w, "  layers: [b0]\n");
+}
+
+/* A block definition followed by uses; errors append layers. */
+#define BLOCK_HEAD "data:\n" \
+                   "  input: {channels: 1, height: 8, width: 8}\n" \
+                   "model:\n" \
+                   "  blocks:\n" \
+                   "    cbr:\n" \
+                   "      args: {filters: 8, stride: 1}\n" \
+                   "      layers:\n" \
+                   "        - conv: {name: conv, filters: $filters*2, kernel: 3, stride: $stride}\n" \
+                   "        - batchnorm\n" \
+                   "        - add: {inputs: [batchnorm1, $input], project: true}\n"
+
+static void test_block_errors(void)
+{
+    const char *use = "  layers:\n    - relu\n";   /* lines 11, 12 */
+
+    /* uses */
+    char t[2048];
+#define WITH(layers) (snprintf(t, sizeof t, "%s%s%s", BLOCK_HEAD, use, layers), t)
+    EXPECT(WITH("    - cbr: {filtres: 4}\n"), 13, 13,
+           "block 'cbr' has no argument 'filtres'; did you mean 'filters'?");
+    EXPECT(WITH("    - cbr: {repaet: 2}\n"), 13, 13,
+           "block 'cbr' has no argument 'repaet'; did you mean 'repeat'?");
+    EXPECT(WITH("    - cbr: {width: 2}\n"), 13, 13,
+           "block 'cbr' has no argument 'width' (its arguments: filters, stride)");
+    EXPECT(WITH("    - cbr: {repeat: 2, first: {strid: 2}}\n"), 13, 32,
+           "block 'cbr' has no argument 'strid'; did you mean 'stride'?");
+    EXPECT(WITH("    - cbr: {first: 2}\n"), 13, 20,
+           "layer 2 (cbr): first must be a mapping of block arguments, e.g. "
+           "first: {stride: 2}, got \"2\"");
+    EXPECT(WITH("    - cbr: {name: b, repeat: 0}\n"), 13, 30,
+           "layer 'b' (cbr): repeat must be an integer >= 1, got 0");
+    EXPECT(WITH("    - cbr: {repeat: two}\n"), 13, 21,
+           "layer 2 (cbr): repeat must be an integer >= 1, got \"two\"");
+    EXPECT(WITH("    - cbr: {inputs: [relu1, relu1]}\n"), 13, 21,
+           "layer 2 (cbr): the input of a block is one layer name, got a list of 2");
+    EXPECT(WITH("    - cbr: {filters: {a: 1}}\n"), 13, 22,
+           "layer 2 (cbr): argument 'filters' must be a value or a list of values");
+    EXPECT(WITH("    - cbr: {filters: $f}\n"), 13, 22,
+           "layer 2 (cbr): $f can only be used inside a block (model.blocks)");
+    EXPECT(WITH("    - conv: {filters: $filters, kernel: 1}\n"), 13, 23,
+           "layer 2 (conv): $filters can only be used inside a block (model.blocks)");
+    EXPECT(WITH("    - relu: {inputs: $input}\n"), 13, 22,
+           "layer 2 (relu): $input can only be used inside a block; the network input "
+           "is 'input'");
+    EXPECT(WITH("    - cbr: {filters: abc}\n"), 13, 22,
+           "argument 'filters' of block 'cbr' must be an integer for $filters*2, got \"abc\"");
+    EXPECT(WITH("    - cbr: {filters: [1, 2]}\n"), 13, 22,
+           "argument 'filters' of block 'cbr' is a list, so $filters*2 cannot be computed");
+    EXPECT(WITH("    - cbr: {filters: 9223372036854775807}\n"), 8, 39,
+           "$filters*2 is too large (filters is 9223372036854775807)");
+    EXPECT_SET(WITH("    - cbr: {}\n"), "model.layers.1.cbr.filters=x",
+               "argument 'filters' of block 'cbr' must be an integer for $filters*2, got \"x\" "
+               "(--set model.layers.1.cbr.filters=x)");
+    EXPECT(WITH("    - cbr: {name: c}\n    - relu: {name: c}\n"), 14, 20,
+           "two layers are named 'c' (layers 2 and 3; the first at line 13, column 19)");
+    EXPECT(WITH("    - cbrr\n"), 13, 7, "unknown layer kind 'cbrr'; did you mean 'cbr'?");
+    EXPECT(WITH("    - transformer\n"), 13, 7,
+           "unknown layer kind 'transformer' (known kinds: conv,");
+    EXPECT(WITH("    - transformer\n"), 13, 7, "; blocks: cbr)");
+    EXPECT(WITH("    - dense: {units: 2, name: cbr1.conv}\n    - cbr\n"), 14, 7,
+           "two layers are named 'cbr1.conv' after expanding blocks (the first from "
+           "line 13, column 31)");
+    EXPECT(WITH("    - cbr: {repeat: 5000}\n"), 13, 7,
+           "the model has more than 10000 layers after expanding blocks");
+    EXPECT(WITH("    - cbr: {name: a_very_long_name_for_a_block_use_that_goes_on_and_on_x}\n"),
+           9, 11, "the layer name 'a_very_long_name_for_a_block_use_that_goes_on_and_on_x."
+           "batchnorm1' (from block 'cbr') is longer than 63 characters; use shorter "
+           "names");
+#undef WITH
+
+    /* block definitions */
+#define DEF(body) "data: {input: {channels: 1, height: 8, width: 8}}\nmodel:\n  blocks:\n" \
+    body "  layers:\n    - x\n"
+    EXPECT(DEF("    conv:\n      layers: [relu]\n"), 4, 5,
+           "block name 'conv' is a layer kind; give the block another name");
+    EXPECT(DEF("    a.b:\n      layers: [relu]\n"), 4, 5,
+           "a block name has 1 to 40 letters, digits, '_' or '-', got \"a.b\"");
+    EXPECT(DEF("    x: [relu]\n"), 4, 8,
+           "model.blocks.x must be a mapping with args and layers, got a list");
+    EXPECT(DEF("    x:\n      layer: [relu]\n"), 5, 7,
+           "unknown key 'layer' in model.blocks.x; did you mean 'layers'?");
+    EXPECT(DEF("    x:\n      args: {f: 1}\n"), 4, 5,
+           "model.blocks.x.layers is required (the block's layers, e.g. "
+           "'- conv: {filters: $filters, kernel: 3}')");
+    EXPECT(DEF("    x:\n      layers: []\n"), 5, 15,
+           "model.blocks.x.layers must list at least one layer");
+    EXPECT(DEF("    x:\n      args: [f]\n      layers: [relu]\n"), 5, 13,
+           "model.blocks.x.args must be a mapping of argument names to defaults, got a list");
+    EXPECT(DEF("    x:\n      args: {repeat: 1}\n      layers: [relu]\n"), 5, 14,
+           "model.blocks.x.args: 'repeat' is reserved (name, repeat, inputs, first and input "
+           "cannot be block arguments)");
+    EXPECT(DEF("    x:\n      args: {2f: 1}\n      layers: [relu]\n"), 5, 14,
+           "model.blocks.x.args: an argument name has letters, digits and '_' and does not "
+           "start with a digit, got \"2f\"");
+    EXPECT(DEF("    x:\n      args: {f: {a: 1}}\n      layers: [relu]\n"), 5, 17,
+           "model.blocks.x.args.f must be a value or a list of values");
+    EXPECT(DEF("    x:\n      args: {f: 1, g: $f}\n      layers: [relu]\n"), 5, 23,
+           "model.blocks.x.args.g: a default cannot refer to an argument ($f)");
+    EXPECT(DEF("    x:\n      layers:\n        - relu\n        -\n"), 7, 10,
+           "layer 2 of block 'x' is empty; write a kind");
+    EXPECT(DEF("    x:\n      layers: [cnv]\n"), 5, 16,
+           "unknown layer kind 'cnv'; did you mean 'conv'?");
+    EXPECT(DEF("    x:\n      args: {filters: 1}\n      layers:\n"
+               "        - conv: {filters: $filtres, kernel: 1}\n"), 7, 27,
+           "block 'x' has no argument '$filtres'; did you mean '$filters'?");
+    EXPECT(DEF("    x:\n      args: {filters: 1}\n      layers:\n"
+               "        - conv: {filters: 1, kernel: [1, $k]}\n"), 7, 42,
+           "block 'x' has no argument '$k' (its arguments: $filters)");
+    EXPECT(DEF("    x:\n      layers:\n        - conv: {filters: $filters+1, kernel: 1}\n"),
+           6, 27, "block 'x', layer 1 (conv): '$filters+1' is not a block argument "
+           "reference; write $name, $name*N or $name/N (N a positive integer)");
+    EXPECT(DEF("    x:\n      args: {f: 2}\n      layers:\n        - conv: {filters: $f/0}\n"),
+           7, 27, "'$f/0' is not a block argument reference");
+    EXPECT(DEF("    x:\n      layers:\n        - dropout: {rate: $input}\n"), 6, 27,
+           "block 'x', layer 1 (dropout): $input names the block's input; it can only be "
+           "used in inputs");
+    EXPECT(DEF("    x:\n      args: {f: 1}\n      layers:\n        - relu: {inputs: $f}\n"),
+           7, 26, "block 'x', layer 1 (relu): inputs name layers; '$f' is not one (the "
+           "block's input is $input)");
+    EXPECT(DEF("    x:\n      layers:\n        - relu: {name: r}\n"
+               "        - add: {inputs: [rr, $input]}\n"), 7, 26,
+           "block 'x', layer 2 (add): 'rr' is not a layer of block 'x'; did you mean 'r'?");
+    EXPECT(DEF("    x:\n      layers:\n        - relu: {inputs: input}\n"), 6, 26,
+           "block 'x', layer 1 (relu): 'input' is not a layer of block 'x'; did you mean "
+           "'$input'?");
+    EXPECT(DEF("    x:\n      layers:\n        - relu: {inputs: zzzzzz}\n"), 6, 26,
+           "block 'x', layer 1 (relu): 'zzzzzz' is not a layer of block 'x' (its layers "
+           "read each other by their names in the block, and the block's input as $input)");
+    EXPECT(DEF("    x:\n      layers:\n        - relu: {name: a}\n        - relu: {name: a}\n"),
+           7, 24, "block 'x': two layers are named 'a' (layers 1 and 2; the first at line 6, "
+           "column 24)");
+    EXPECT(DEF("    x:\n      layers:\n        - relu: {name: relu1}\n        - relu\n"
+               "        - relu: {name: relu1}\n"), 8, 24,
+           "block 'x': two layers are named 'relu1' (layers 1 and 3;");
+
+    /* nesting */
+    EXPECT(DEF("    x:\n      layers: [relu, x]\n"), 5, 22, "block 'x' uses itself (x -> x)");
+    EXPECT(DEF("    x:\n      layers: [y]\n    y:\n      layers: [relu, z]\n"
+               "    z:\n      layers: [{x: {}}]\n"), 9, 17,
+           "block 'x' uses itself (x -> y -> z -> x)");
+    {
+        char deep[4096];
+        chain_text(deep, sizeof deep, 17);
+        EXPECT(deep, 35, 17, "blocks nest more than 16 levels deep (b0 -> b1 -> b2 -> b3 -> "
+               "b4 -> b5 -> b6 -> b7 -> b8 -> b9 -> b10 -> b11 -> b12 -> b13 -> b14 -> b15 -> "
+               "b16)");
+        chain_text(deep, sizeof deep, 16);   /* 16 levels are fine */
+        cnn_config cfg;
+        cnn_error e;
+        CHECK(parse_text(deep, NULL, 0, &cfg, &e) == CNN_OK);
+        CHECK(cfg.model.nlayers == 1
+              && str_eq(cfg.model.layers[0].name, "b01.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.relu1"));
+        if (!e.status) cnn_config_free(&cfg);
+    }
+
+    /* arguments at the use */
+    EXPECT(DEF("    x:\n      args: {f: ~}\n      layers:\n        - dense: {units: $f}\n"),
+           9, 7, "layer 1 (x): block 'x' needs argument 'f' (it has no default)");
+    EXPECT("data: {input: {channels: 1, height: 8, width: 8}}\nmodel:\n  blocks:\n"
+           "    x:\n      args: {f: ~}\n      layers:\n        - dense: {units: $f}\n"
+           "  layers:\n    - x: {repeat: 2, first: {f: 2}}\n", 9, 7,
+           "layer 1 (x): block 'x' needs argument 'f' (it has no default) for every "
+           "repetition, not only in first:");
+    EXPECT(DEF("    x:\n      args: {k: [1, 3]}\n      layers:\n"
+               "        - conv: {filters: 1, kernel: [$k]}\n"), 5, 17,
+           "argument 'k' of block 'x' is a list, so $k cannot be an item of a list");
+
+    /* defaults */
+#define DEFAULTS(body) "data: {input: {channels: 1, height: 8, width: 8}}\nmodel:\n" \
+    "  blocks:\n    blk:\n      layers: [relu]\n" body "  layers: [relu]\n"
+    EXPECT(DEFAULTS("  defaults: [conv]\n"), 6, 13,
+           "model.defaults must be a mapping of layer kinds to options, e.g. defaults: "
+           "{conv: {bias: false}}, got a list");
+    EXPECT(DEFAULTS("  defaults:\n    cnv: {bias: false}\n"), 7, 5,
+           "model.defaults: unknown layer kind 'cnv'; did you mean 'conv'?");
+    EXPECT(DEFAULTS("  defaults:\n    blk: {x: 1}\n"), 7, 5,
+           "model.defaults: 'blk' is a block, not a layer kind (a block's defaults are its "
+           "args)");
+    EXPECT(DEFAULTS("  defaults:\n    conv: false\n"), 7, 11,
+           "model.defaults.conv must be a mapping of options, got \"false\"");
+    EXPECT(DEFAULTS("  defaults:\n    conv: {name: c}\n"), 7, 12,
+           "model.defaults.conv: 'name' cannot have a default (defaults are for layer "
+           "options)");
+    EXPECT(DEFAULTS("  defaults:\n    conv: {kernel: {h: 1}}\n"), 7, 20,
+           "model.defaults.conv: option 'kernel' is a mapping; layer options are values or "
+           "lists of values");
+    EXPECT(DEFAULTS("  defaults:\n    conv: {filters: $f}\n"), 7, 21,
+           "model.defaults.conv: $f can only be used inside a block (model.blocks)");
+#undef DEFAULTS
+#undef DEF
+}
+
 int main(void)
 {
     test_lenet();
@@ -528,5 +1110,11 @@ int main(void)
     test_sets();
     test_errors();
     test_files();
+    test_blocks();
+    test_block_branches();
+    test_blocks_build();
+    test_resnet18();
+    test_zoo_blocks();
+    test_block_errors();
     return test_done();
 }
