@@ -44,6 +44,10 @@ done <<'COUNTS'
 alexnet 61100840
 vgg11 132863336
 vgg16 138357544
+resnet18 11689512
+resnet34 21797672
+resnet50 25557032
+resnet20 272474
 COUNTS
 "$CNN" summary configs/vgg16.yaml --batch 1 | grep -q "^fc6 .* 74.3%" \
     && ok "summary shows fc6 holding 74% of VGG-16's parameters" || bad "vgg16 fc6 share"
