@@ -8,6 +8,7 @@
 #include "net.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,7 +485,9 @@ void cnn_net_forward(cnn_net *net, size_t n, int training)
         cnn_layer *l = &net->layers[t];
         l->batch = n;
         l->training = training;
+        double start = net->layer_seconds ? omp_get_wtime() : 0;
         l->kind->forward(l);
+        if (net->layer_seconds) net->layer_seconds[2 * t] += omp_get_wtime() - start;
     }
 }
 
@@ -514,7 +517,9 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
         cnn_layer *l = &net->layers[t];
         for (size_t k = 0; k < l->ninputs; k++)
             if (!l->input_ids[k]) l->dx[k] = net->want_input_grad ? net->dx : NULL;
+        double start = net->layer_seconds ? omp_get_wtime() : 0;
         l->kind->backward(l);
+        if (net->layer_seconds) net->layer_seconds[2 * t + 1] += omp_get_wtime() - start;
     }
 }
 

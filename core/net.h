@@ -54,6 +54,9 @@ typedef struct cnn_net {
 
     float label_smoothing;
     uint64_t rng;                /* training randomness (dropout); checkpointed */
+    double *layer_seconds;       /* [2 * nlayers] or NULL: when set, forward and
+                                    backward add each layer's wall time into
+                                    [2t] and [2t + 1] (for `cnn bench`) */
 } cnn_net;
 
 /* Build and plan a network for batches of up to max_batch samples. On

@@ -10,6 +10,8 @@
  * it propagates).
  */
 #include <float.h>
+#include <stdint.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "layer.h"
@@ -39,9 +41,45 @@ static cnn_status maxpool_infer(cnn_layer *l, cnn_error *e)
  * a NaN wins so that it propagates). */
 static inline void consider(float v, long i, float *best, long *at)
 {
-    if (v > *best || (v != v && *best == *best)) {
-        *best = v;
-        *at = i;
+    /* branch-free: on real data the comparisons are unpredictable */
+    int take = (v > *best) | ((v != v) & (*best == *best));
+    *best = take ? v : *best;
+    *at = take ? i : *at;
+}
+
+/* The common 2x2 stride-2 window without padding, branch-free: which of the
+ * four cells wins is data, so branches would mispredict half the time.
+ * Selection works on the bits through masks. */
+static inline uint32_t bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static void max2x2(const float *restrict xp, float *restrict yp, float *restrict ap,
+                   size_t oh, size_t ow, size_t w)
+{
+    for (size_t oy = 0; oy < oh; oy++) {
+        const float *r0 = xp + 2 * oy * w, *r1 = r0 + w;
+        float *yr = yp + oy * ow, *ar = ap + oy * ow;
+        for (size_t ox = 0; ox < ow; ox++) {
+            const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+            const uint32_t off[4] = {0, 1, (uint32_t)w, (uint32_t)w + 1};
+            float m = v[0];
+            uint32_t at = 0;
+            for (int k = 1; k < 4; k++) {
+                /* v[k] wins if larger, or if it is NaN and m is not */
+                uint32_t nan_v = (bits(v[k]) & 0x7fffffffu) > 0x7f800000u;
+                uint32_t nan_m = (bits(m) & 0x7fffffffu) > 0x7f800000u;
+                uint32_t take = (uint32_t)(v[k] > m) | (nan_v & ~nan_m);
+                uint32_t mask = 0u - take, mb = (bits(v[k]) & mask) | (bits(m) & ~mask);
+                memcpy(&m, &mb, sizeof m);
+                at = (off[k] & mask) | (at & ~mask);
+            }
+            yr[ox] = m;
+            ar[ox] = (float)(2 * oy * w + 2 * ox + at);
+        }
     }
 }
 
@@ -60,6 +98,10 @@ static void maxpool_forward(cnn_layer *l)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * hw;
         float *yp = y + p * ohw, *ap = arg + p * ohw;
+        if (two_by_two) {   /* the common case */
+            max2x2(xp, yp, ap, oh, ow, (size_t)W);
+            continue;
+        }
         for (size_t oy = 0; oy < oh; oy++) {
             long y0 = (long)(oy * sh) - ph, y1 = y0 + kh;
             if (y0 < 0) y0 = 0;
@@ -67,21 +109,12 @@ static void maxpool_forward(cnn_layer *l)
             for (size_t ox = 0; ox < ow; ox++) {
                 long x0 = (long)(ox * sw) - pw, x1 = x0 + kw;
                 float best = -FLT_MAX;
-                long at = y0 * W + (x0 < 0 ? 0 : x0);
-                if (two_by_two) {   /* the common case, unrolled */
-                    long i = y0 * W + x0;
-                    best = xp[i];
-                    at = i;
-                    consider(xp[i + 1], i + 1, &best, &at);
-                    consider(xp[i + W], i + W, &best, &at);
-                    consider(xp[i + W + 1], i + W + 1, &best, &at);
-                } else {
-                    if (x0 < 0) x0 = 0;
-                    if (x1 > W) x1 = W;
-                    for (long iy = y0; iy < y1; iy++)
-                        for (long ix = x0; ix < x1; ix++)
-                            consider(xp[iy * W + ix], iy * W + ix, &best, &at);
-                }
+                if (x0 < 0) x0 = 0;
+                if (x1 > W) x1 = W;
+                long at = y0 * W + x0;
+                for (long iy = y0; iy < y1; iy++)
+                    for (long ix = x0; ix < x1; ix++)
+                        consider(xp[iy * W + ix], iy * W + ix, &best, &at);
                 yp[oy * ow + ox] = xp[at];
                 ap[oy * ow + ox] = (float)at;
             }

@@ -1,0 +1,138 @@
+/*
+ * `cnn bench`: time training steps of a config's network on random data,
+ * per layer (forward, backward, share of the step, GFLOP/s), like `caffe
+ * time`; then whole training steps and inference in images/s. The same
+ * fixed batch is used every step, so the loss must fall: the first and last
+ * losses are printed as a sanity check.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../core/parallel.h"
+#include "../core/rng.h"
+#include "cli.h"
+#include "progress.h"
+#include "run.h"
+
+static const char usage[] =
+    "usage: cnn bench CONFIG [--batch N] [--steps N] [--threads N] [--set KEY=VALUE]...\n"
+    "\n"
+    "Time N training steps (default 10, after one warm-up step) of CONFIG's\n"
+    "network and optimizer on one random batch (default: train.batch images):\n"
+    "per layer the forward and backward milliseconds per step, their share\n"
+    "of the step and GFLOP/s; then the whole step's images/s, the images/s of\n"
+    "inference (forward only, evaluation mode) at the same batch, the peak\n"
+    "resident memory, and the loss of the first and last step.\n";
+
+static int run(int argc, char **argv)
+{
+    const char *config = NULL, *sets[64];
+    size_t nsets = 0;
+    long batch = 0, steps = 10, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || (batch = cli_positive(argv[0], "--batch", v)) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt(argc, argv, &i, "--steps", &v))) {
+            if (r < 0 || (steps = cli_positive(argv[0], "--steps", v)) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || (threads = cli_positive(argv[0], "--threads", v)) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (nsets == 64) return cli_usage_error(argv[0], "too many --set options");
+            sets[nsets++] = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
+        } else if (!config) {
+            config = argv[i];
+        } else {
+            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!config) return cli_usage_error(argv[0], "missing CONFIG");
+    cli_set_threads(threads);
+    cli_model m;
+    int rc = cli_model_from_config(config, sets, nsets, (size_t)batch, &m);
+    if (rc) return rc;
+    cnn_net *net = m.net;
+    size_t n = net->max_batch, per = cnn_shape_size(net->input), L = net->nlayers;
+    cnn_error e = {0};
+    uint64_t rng = cnn_rng_seed(m.cfg.seed, 1);
+    cnn_net_init(net, &rng);
+    net->rng = cnn_rng_seed(m.cfg.seed, 2);
+    cnn_optim *opt = cnn_optim_create(net, &m.cfg.train.optim, &e);
+    int *labels = malloc(n * sizeof *labels);
+    double *secs = calloc(2 * L, sizeof *secs);
+    if (!opt || !labels || !secs) {
+        rc = opt ? CLI_EXIT_RUNTIME : cli_report(&e);
+        if (opt) fprintf(stderr, "cnn bench: out of memory\n");
+        goto out;
+    }
+    for (size_t i = 0; i < n * per; i++) net->x[i] = cnn_rng_normal(&rng);
+    for (size_t i = 0; i < n; i++) labels[i] = (int)cnn_rng_below(&rng, m.nclasses);
+
+    double first = 0, last = 0, step_time = 0;
+    for (long s = 0; s <= steps; s++) {
+        if (s == 1) net->layer_seconds = secs;   /* step 0 warms up */
+        double start = cli_now();
+        cnn_net_forward(net, n, 1);
+        last = cnn_net_loss(net, labels, NULL);
+        cnn_net_backward(net);
+        cnn_optim_step(opt, m.cfg.train.optim.lr);
+        if (s) step_time += cli_now() - start;
+        else first = last;
+    }
+    net->layer_seconds = NULL;
+    double infer_time = 0;
+    for (long s = 0; s <= steps; s++) {
+        double start = cli_now();
+        cnn_net_forward(net, n, 0);
+        if (s) infer_time += cli_now() - start;
+    }
+    double per_step = step_time / (double)steps, total_flops = 0, layer_sum = 0;
+    for (size_t t = 0; t < 2 * L; t++) layer_sum += secs[t];
+    printf("%s: batch %zu, %ld steps, %d threads\n", m.cfg.name, n, steps, cnn_threads());
+    printf("%-22s %-14s %-14s %9s %9s %7s %9s\n", "layer", "kind", "output", "fwd ms",
+           "bwd ms", "share", "GFLOP/s");
+    for (size_t t = 0; t < L; t++) {
+        cnn_layer *l = &net->layers[t];
+        double f = secs[2 * t] / (double)steps, b = secs[2 * t + 1] / (double)steps;
+        /* forward 2 MACs' flops; backward twice that (weights and inputs) */
+        int first_layer = l->ninputs == 1 && l->input_ids[0] == 0;
+        double flops = 2.0 * (double)l->macs * (double)n * (first_layer ? 2 : 3);
+        total_flops += flops;
+        char shape[72];
+        snprintf(shape, sizeof shape, "%zux%zux%zu", l->out.c, l->out.h, l->out.w);
+        printf("%-22s %-14s %-14s %9.3f %9.3f %6.1f%% ", l->name, l->kind->name, shape,
+               1e3 * f, 1e3 * b, layer_sum > 0 ? 100 * (f + b) * (double)steps / layer_sum : 0);
+        if (l->macs) printf("%9.1f\n", f + b > 0 ? flops / (f + b) / 1e9 : 0);
+        else printf("%9s\n", "-");
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("training step: %.2f ms, %.1f images/s, %.1f GFLOP/s (layers %.2f ms, "
+           "loss, optimizer and the rest %.2f ms)\n", 1e3 * per_step,
+           (double)n / per_step, total_flops / per_step / 1e9,
+           1e3 * layer_sum / (double)steps, 1e3 * (per_step - layer_sum / (double)steps));
+    printf("inference: %.2f ms per batch, %.1f images/s\n",
+           1e3 * infer_time / (double)steps, (double)n * (double)steps / infer_time);
+    printf("peak resident memory: %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
+    printf("loss on the fixed batch: first step %.4f, last step %.4f\n", first, last);
+    rc = CLI_EXIT_OK;
+out:
+    cnn_optim_free(opt);
+    free(labels);
+    free(secs);
+    cli_model_free(&m);
+    return rc;
+}
+
+const cli_command cli_cmd_bench = {
+    "bench", "time training and inference per layer on random data", usage, run,
+};
