@@ -48,6 +48,7 @@ resnet18 11689512
 resnet34 21797672
 resnet50 25557032
 resnet20 272474
+inception-v3 23834568
 COUNTS
 "$CNN" summary configs/vgg16.yaml --batch 1 | grep -q "^fc6 .* 74.3%" \
     && ok "summary shows fc6 holding 74% of VGG-16's parameters" || bad "vgg16 fc6 share"
