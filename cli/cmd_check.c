@@ -36,7 +36,7 @@ static int run(int argc, char **argv)
     }
     if (!config) return cli_usage_error(argv[0], "missing CONFIG");
     cli_model m;
-    int rc = cli_model_from_config(config, sets, nsets, 1, &m);
+    int rc = cli_model_plan(config, sets, nsets, 1, &m);
     if (rc) return rc;
     printf("ok: %s: %zu layers, %zu parameters, output %zu classes\n", config,
            m.net->nlayers, cnn_net_param_count(m.net), m.nclasses);

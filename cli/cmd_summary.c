@@ -56,7 +56,7 @@ static int run(int argc, char **argv)
     cli_model m;
     int rc = cli_is_checkpoint(path)
         ? cli_model_from_checkpoint(path, (size_t)batch, &m, NULL)
-        : cli_model_from_config(path, NULL, 0, (size_t)batch, &m);
+        : cli_model_plan(path, NULL, 0, (size_t)batch, &m);
     if (rc) return rc;
     cnn_net *net = m.net;
     size_t total = cnn_net_param_count(net), macs = 0;

@@ -12,11 +12,12 @@
 
 #include "cli.h"
 
-static int finish_model(cli_model *m, size_t batch)
+static int finish_model(cli_model *m, size_t batch, int allocate)
 {
     cnn_error e = {0};
     if (!batch) batch = m->cfg.train.batch;
-    m->net = cnn_net_create(&m->cfg.model, batch, &e);
+    m->net = allocate ? cnn_net_create(&m->cfg.model, batch, &e)
+                      : cnn_net_plan(&m->cfg.model, batch, &e);
     if (!m->net) {
         cnn_error_file(&e, m->cfg.path);
         return cli_report(&e);
@@ -30,8 +31,8 @@ static int finish_model(cli_model *m, size_t batch)
     return 0;
 }
 
-int cli_model_from_config(const char *path, const char *const *sets, size_t nsets,
-                          size_t batch, cli_model *m)
+static int model_from_config(const char *path, const char *const *sets, size_t nsets,
+                             size_t batch, int allocate, cli_model *m)
 {
     cnn_error e = {0};
     memset(m, 0, sizeof *m);
@@ -40,9 +41,21 @@ int cli_model_from_config(const char *path, const char *const *sets, size_t nset
         cli_report(&e);
         return CLI_EXIT_USAGE;   /* a config that cannot be read is a usage error */
     }
-    int rc = finish_model(m, batch);
+    int rc = finish_model(m, batch, allocate);
     if (rc) cli_model_free(m);
     return rc;
+}
+
+int cli_model_from_config(const char *path, const char *const *sets, size_t nsets,
+                          size_t batch, cli_model *m)
+{
+    return model_from_config(path, sets, nsets, batch, 1, m);
+}
+
+int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
+                   size_t batch, cli_model *m)
+{
+    return model_from_config(path, sets, nsets, batch, 0, m);
 }
 
 int cli_is_checkpoint(const char *path)
@@ -85,7 +98,7 @@ int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
         rc = cli_report(&e);
         goto fail;
     }
-    if ((rc = finish_model(m, batch))) goto fail;
+    if ((rc = finish_model(m, batch, 1))) goto fail;
     for (size_t t = 0; t < m->net->nlayers; t++) {
         cnn_layer *l = &m->net->layers[t];
         for (size_t j = 0; j < l->nparams; j++) {

@@ -29,6 +29,10 @@ typedef struct cli_model {
 int cli_model_from_config(const char *path, const char *const *sets, size_t nsets,
                           size_t batch, cli_model *m);
 
+/* The same, but only planned (cnn_net_plan): for check and summary. */
+int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
+                   size_t batch, cli_model *m);
+
 /* Load a checkpoint: parse its embedded config, build the network and load
  * every parameter and buffer. If ck is not NULL, the checkpoint stays open
  * in it (for optimizer state and metadata). Returns an exit code. */

@@ -297,7 +297,8 @@ static cnn_status project_inputs(cnn_net *net, size_t *t, const char *name,
     return CNN_OK;
 }
 
-cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
+static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate,
+                      cnn_error *e)
 {
     size_t n = spec->nlayers;
     char (*names)[CNN_NAME_MAX] = NULL;
@@ -373,6 +374,7 @@ cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error 
     net->nbuffer_floats = nbuf;
     net->nact_floats = nact;
     net->work_floats = nwork;
+    if (!allocate) goto done;
     net->params = arena_alloc(nparam, "parameters", e);
     net->grads = arena_alloc(nparam, "gradients", e);
     net->buffers = arena_alloc(nbuf, "buffers", e);
@@ -415,6 +417,7 @@ cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error 
             l->dx[k] = id ? net->layers[id - 1].dy : NULL;
         }
     }
+done:
     free(names);
     free(ids);
     free(nin);
@@ -430,6 +433,16 @@ fail:
     free(pos);
     cnn_net_free(net);
     return NULL;
+}
+
+cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
+{
+    return build(spec, max_batch, 1, e);
+}
+
+cnn_net *cnn_net_plan(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
+{
+    return build(spec, max_batch, 0, e);
 }
 
 void cnn_net_free(cnn_net *net)

@@ -62,6 +62,11 @@ typedef struct cnn_net {
 /* Build and plan a network for batches of up to max_batch samples. On
  * error returns NULL; e names the layer and, where known, its line:column. */
 cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e);
+
+/* The same without allocating the arenas: names, shapes, parameter
+ * declarations and the memory plan's sizes only (for `cnn check` and
+ * `cnn summary`). Such a net must not be run or initialised. */
+cnn_net *cnn_net_plan(const cnn_model_spec *spec, size_t max_batch, cnn_error *e);
 void cnn_net_free(cnn_net *net);
 
 /* Initialise every parameter by its declared rule from *rng; buffers get
