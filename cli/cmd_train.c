@@ -267,7 +267,7 @@ static int train(const train_args *a)
         g.train_acc = (double)correct / (double)seen;
         if (has_val) {
             cli_score vs;
-            cli_evaluate(&m, &val_ds, &vs);
+            cli_evaluate(&m, &val_ds, 1, NULL, &vs);
             g.val_loss = vs.loss;
             g.val_acc = vs.accuracy;
         }

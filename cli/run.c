@@ -227,11 +227,14 @@ int cli_load_split(const cnn_config *cfg, const cnn_data_source *src,
     return 0;
 }
 
-void cli_evaluate(cli_model *m, const cnn_dataset *ds, cli_score *s)
+void cli_evaluate(cli_model *m, const cnn_dataset *ds, size_t k, size_t *confusion,
+                  cli_score *s)
 {
     cnn_loader ld;
     cnn_error e = {0};
+    size_t K = m->nclasses;
     memset(s, 0, sizeof *s);
+    s->k = k;
     if (cnn_loader_init(&ld, ds, m->net->max_batch, m->mean, m->std, 0, 0, &e))
         return;
     int *labels = malloc(m->net->max_batch * sizeof *labels);
@@ -245,10 +248,23 @@ void cli_evaluate(cli_model *m, const cnn_dataset *ds, cli_score *s)
         loss_sum += cnn_net_loss(m->net, labels, &correct) * (double)got;
         s->correct += correct;
         s->n += got;
+        const float *logits = cnn_net_output(m->net)->y;   /* [got][K] */
+        for (size_t i = 0; i < got; i++) {
+            const float *z = logits + i * K;
+            size_t y = (size_t)labels[i], better = 0, pred = 0;
+            for (size_t c = 0; c < K; c++) {
+                /* ranks as top-1 does: ties go to the lower index */
+                if (z[c] > z[y] || (z[c] == z[y] && c < y)) better++;
+                if (z[c] > z[pred]) pred = c;
+            }
+            s->topk_correct += better < k;
+            if (confusion) confusion[y * K + pred]++;
+        }
     }
     m->net->label_smoothing = smoothing;
     free(labels);
     cnn_loader_free(&ld);
     s->loss = s->n ? loss_sum / (double)s->n : NAN;
     s->accuracy = s->n ? (double)s->correct / (double)s->n : NAN;
+    s->topk_accuracy = s->n ? (double)s->topk_correct / (double)s->n : NAN;
 }

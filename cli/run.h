@@ -63,11 +63,14 @@ int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
 int cli_load_split(const cnn_config *cfg, const cnn_data_source *src,
                    const char *split, cnn_dataset *ds);
 
-/* Score the network on a whole dataset in eval mode. */
+/* Score the network on a whole dataset in eval mode: mean loss, top-1 and
+ * top-k accuracy, and (when confusion is not NULL) the confusion matrix
+ * confusion[true][predicted], nclasses x nclasses, counted into. */
 typedef struct cli_score {
-    size_t n, correct;
-    double loss, accuracy;
+    size_t n, correct, topk_correct, k;
+    double loss, accuracy, topk_accuracy;
 } cli_score;
-void cli_evaluate(cli_model *m, const cnn_dataset *ds, cli_score *s);
+void cli_evaluate(cli_model *m, const cnn_dataset *ds, size_t k, size_t *confusion,
+                  cli_score *s);
 
 #endif

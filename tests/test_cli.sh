@@ -116,8 +116,23 @@ else
     awk -v a="$acc" 'BEGIN { exit !(a > 0.70) }' && ok "test accuracy $acc > 0.70 (chance 0.10)" \
         || bad "test accuracy '$acc'"
     if command -v python3 >/dev/null; then
-        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert 0 <= d["accuracy"] <= 1 and d["loss"] > 0' \
-            "$tmp/eval.json" && ok "eval --json is valid JSON" || bad "eval JSON: $(cat "$tmp/eval.json")"
+        python3 - "$tmp/eval.json" <<'PY' && ok "eval --json: consistent accuracy, top-5, per-class scores, confusion" \
+            || bad "eval JSON: $(cat "$tmp/eval.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+cm = d["confusion"]
+assert 0 <= d["accuracy"] <= 1 and d["loss"] > 0
+assert d["top_k"] == 5 and d["accuracy"] <= d["top_k_accuracy"] <= 1
+assert len(cm) == 10 and all(len(r) == 10 for r in cm)
+assert sum(map(sum, cm)) == d["samples"]
+assert sum(cm[i][i] for i in range(10)) == d["correct"]
+for c in d["classes"]:
+    i = c["class"]
+    assert c["support"] == sum(cm[i])
+    assert abs(c["recall"] - cm[i][i] / sum(cm[i])) < 1e-5
+    col = sum(r[i] for r in cm)
+    assert abs(c["precision"] - (cm[i][i] / col if col else 0)) < 1e-5
+PY
     fi
     expect 3 "below --min-accuracy" "$CNN" eval "$run/last.cnn" --min-accuracy 0.999
     "$CNN" eval "$run/last.cnn" --json --data "$FASHION/t10k-images-idx3-ubyte.gz" \
