@@ -1,13 +1,17 @@
 /*
  * Gradient checks for the spatial layers: conv (in every plan its infer can
- * pick: grouped small images, large images split in column chunks, and the
- * 1x1 direct path), dense, flatten, maxpool, avgpool and globalavgpool,
- * each against central differences (tests/gradcheck.h).
+ * pick: direct for inputs of few channels, grouped small images, images one
+ * by one in column chunks, with and without the columns kept from forward,
+ * and the 1x1 pointwise path), dense, flatten, maxpool, avgpool and
+ * globalavgpool, each against central differences (tests/gradcheck.h).
  *
  * Conv also runs against a plain reference written with nested loops in
  * double, forward and backward, on shapes that make each plan cut its
- * chunks across rows and images; that compares every value tightly where
- * the finite differences would be slow.
+ * chunks across rows and images and its tiles past rows and filters; that
+ * compares every value tightly where the finite differences would be slow.
+ * Shapes large enough for conv to share them between threads run on one
+ * and on two threads: both must match the reference, each other, and a
+ * second run on two threads exactly.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "gradcheck.h"
 #include "harness.h"
 #include "net.h"
+#include "parallel.h"
 #include "rng.h"
 
 #define GRAD(kind, in, opts, ...) do { \
@@ -54,13 +59,18 @@ static void test_conv_grad(void)
          "false");
     GRAD("conv", ((cnn_shape){3, 6, 6}), &b3, "filters", "4", "kernel", "3", "pad", "same",
          "stride", "[1, 2]");
-    /* Plans: grouped with a partial last group (40x40 outputs: 2 images per
-     * chunk, batch 3), split across rows (67x65 = 4355 outputs in 2 chunks),
-     * and the direct 1x1 path (64x64). */
+    /* Plans: direct (up to 3 channels, stride 1; the input gradient of the
+     * 67x65 in 2 chunks, a 1x1), grouped (4 channels x 3x3 is too many taps
+     * for direct), image by image (272 outputs) and pointwise (1x1, 256
+     * outputs). */
     GRAD("conv", ((cnn_shape){1, 40, 40}), &b3, "filters", "2", "kernel", "3", "pad", "1");
     GRAD("conv", ((cnn_shape){1, 67, 65}), &b1, "filters", "2", "kernel", "3", "pad", "1",
          "padding_mode", "reflect");
     GRAD("conv", ((cnn_shape){2, 64, 64}), &b1, "filters", "3", "kernel", "1");
+    GRAD("conv", ((cnn_shape){4, 5, 5}), &b3, "filters", "2", "kernel", "3", "pad", "1",
+         "padding_mode", "reflect");
+    GRAD("conv", ((cnn_shape){4, 17, 16}), &b1, "filters", "2", "kernel", "3", "pad", "1");
+    GRAD("conv", ((cnn_shape){5, 16, 16}), &b1, "filters", "3", "kernel", "1");
 }
 
 static void test_other_grads(void)
@@ -147,116 +157,273 @@ static void compare(const char *what, const float *got, const double *want, size
     free(w);
 }
 
-/* Build conv with the given options, run forward and backward on random
- * values and compare everything with ref_run. */
-static void reference_case(const char *what, ref_conv r, size_t batch, int bias)
+/* One training pass of a conv layer: what went in and what came out. */
+typedef struct conv_pass {
+    size_t nx, ny, nw, nb;         /* floats in x and dx, y and dy, w and dw, b and db */
+    size_t saved_per_sample;       /* the layer's: > 0 when it keeps its columns */
+    float *x, *w, *b, *dy;         /* inputs (b: NULL without bias) */
+    float *y, *dx, *dw, *db;       /* outputs (db: NULL without bias) */
+} conv_pass;
+
+static void conv_pass_free(conv_pass *p)
+{
+    free(p->x);
+    free(p->w);
+    free(p->b);
+    free(p->dy);
+    free(p->y);
+    free(p->dx);
+    free(p->dw);
+    free(p->db);
+}
+
+static float *copy_of(const float *v, size_t n)
+{
+    float *c = malloc((n ? n : 1) * sizeof *c);
+    if (n) memcpy(c, v, n * sizeof *c);
+    return c;
+}
+
+/* Build conv r for batches of up to max_batch with `threads` threads in
+ * force, fill its parameters, the first n inputs and dy from a fixed
+ * seed, run forward and backward on those n samples and keep everything in
+ * *out (r gets the output size). Returns 0 when the net cannot be built. */
+static int conv_pass_run(ref_conv *r, size_t max_batch, size_t n, int bias, int threads,
+                         conv_pass *out)
 {
     char opt[8][32];
     const char *lst[4][2];
     cnn_opt items[8];
     memset(items, 0, sizeof items);
+    memset(out, 0, sizeof *out);
     size_t no = 0;
-    snprintf(opt[0], 32, "%zu", r.f);
+    snprintf(opt[0], 32, "%zu", r->f);
     items[no++] = (cnn_opt){.key = "filters", .text = opt[0]};
-    snprintf(opt[1], 32, "%zu", r.kh);
-    snprintf(opt[2], 32, "%zu", r.kw);
+    snprintf(opt[1], 32, "%zu", r->kh);
+    snprintf(opt[2], 32, "%zu", r->kw);
     lst[0][0] = opt[1];
     lst[0][1] = opt[2];
     items[no++] = (cnn_opt){.key = "kernel", .items = lst[0], .nitems = 2};
-    snprintf(opt[3], 32, "%zu", r.sh);
-    snprintf(opt[4], 32, "%zu", r.sw);
+    snprintf(opt[3], 32, "%zu", r->sh);
+    snprintf(opt[4], 32, "%zu", r->sw);
     lst[1][0] = opt[3];
     lst[1][1] = opt[4];
     items[no++] = (cnn_opt){.key = "stride", .items = lst[1], .nitems = 2};
-    snprintf(opt[5], 32, "%zu", r.ph);
-    snprintf(opt[6], 32, "%zu", r.pw);
+    snprintf(opt[5], 32, "%zu", r->ph);
+    snprintf(opt[6], 32, "%zu", r->pw);
     lst[2][0] = opt[5];
     lst[2][1] = opt[6];
     items[no++] = (cnn_opt){.key = "pad", .items = lst[2], .nitems = 2};
-    items[no++] = (cnn_opt){.key = "padding_mode", .text = r.reflect ? "reflect" : "zero"};
+    items[no++] = (cnn_opt){.key = "padding_mode", .text = r->reflect ? "reflect" : "zero"};
     items[no++] = (cnn_opt){.key = "bias", .text = bias ? "true" : "false"};
     cnn_layer_spec spec = {0};
     spec.kind = "conv";
     spec.opts.items = items;
     spec.opts.n = no;
-    cnn_model_spec model = {{r.c, r.h, r.w}, &spec, 1, 0};
+    cnn_model_spec model = {{r->c, r->h, r->w}, &spec, 1, 0};
     cnn_error e = {0};
-    cnn_net *net = cnn_net_create(&model, batch, &e);
-    CHECK_MSG(net != NULL, "%s: cannot build: %s", what, e.msg);
+    cnn_set_threads(threads);       /* before building: the plan reads it */
+    cnn_net *net = cnn_net_create(&model, max_batch, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
     if (!net)
-        return;
+        return 0;
     cnn_layer *l = cnn_net_output(net);
-    r.oh = l->out.h;
-    r.ow = l->out.w;
+    r->oh = l->out.h;
+    r->ow = l->out.w;
     uint64_t rng = cnn_rng_seed(3, 1);
     cnn_net_init(net, &rng);
     if (bias)
-        for (size_t i = 0; i < r.f; i++) l->params[1].data[i] = cnn_rng_normal(&rng);
-    size_t nx = batch * r.c * r.h * r.w, ny = batch * cnn_shape_size(l->out);
-    size_t nw = l->params[0].size;
-    for (size_t i = 0; i < nx; i++) net->x[i] = cnn_rng_normal(&rng);
-    float *dy = malloc(ny * sizeof *dy);
-    for (size_t i = 0; i < ny; i++) dy[i] = cnn_rng_normal(&rng);
-    double *y = malloc(ny * sizeof *y), *dx = malloc(nx * sizeof *dx);
-    double *dw = malloc(nw * sizeof *dw), *db = malloc(r.f * sizeof *db);
-    ref_run(&r, batch, net->x, l->params[0].data, bias ? l->params[1].data : NULL, dy,
-            y, dx, dw, db);
+        for (size_t i = 0; i < r->f; i++) l->params[1].data[i] = cnn_rng_normal(&rng);
+    out->nx = n * r->c * r->h * r->w;
+    out->ny = n * cnn_shape_size(l->out);
+    out->nw = l->params[0].size;
+    out->nb = bias ? r->f : 0;
+    out->saved_per_sample = l->saved_per_sample;
+    for (size_t i = 0; i < out->nx; i++) net->x[i] = cnn_rng_normal(&rng);
+    out->dy = malloc(out->ny * sizeof *out->dy);
+    for (size_t i = 0; i < out->ny; i++) out->dy[i] = cnn_rng_normal(&rng);
+    out->x = copy_of(net->x, out->nx);
+    out->w = copy_of(l->params[0].data, out->nw);
+    out->b = bias ? copy_of(l->params[1].data, out->nb) : NULL;
 
-    cnn_net_forward(net, batch, 1);
-    memcpy(l->dy, dy, ny * sizeof *dy);
+    cnn_net_forward(net, n, 1);
+    memcpy(l->dy, out->dy, out->ny * sizeof *out->dy);
     net->want_input_grad = 1;
     cnn_net_backward(net);
-    char name[160];
-    printf("%s: %zux%zux%zux%zu -> %zux%zux%zu\n", what, batch, r.c, r.h, r.w, r.f,
-           r.oh, r.ow);
-    snprintf(name, sizeof name, "  y");
-    compare(name, l->y, y, ny, 1e-5);
-    snprintf(name, sizeof name, "  dx");
-    compare(name, net->dx, dx, nx, 1e-5);
-    snprintf(name, sizeof name, "  dw");
-    compare(name, l->params[0].grad, dw, nw, 1e-5);
-    if (bias) {
-        snprintf(name, sizeof name, "  db");
-        compare(name, l->params[1].grad, db, r.f, 1e-5);
-    }
-    free(dy);
+    out->y = copy_of(l->y, out->ny);
+    out->dx = copy_of(net->dx, out->nx);
+    out->dw = copy_of(l->params[0].grad, out->nw);
+    out->db = bias ? copy_of(l->params[1].grad, out->nb) : NULL;
+    cnn_net_free(net);
+    return 1;
+}
+
+/* Compare a pass with the double reference on the same inputs. */
+static void compare_reference(const ref_conv *r, size_t n, const conv_pass *p)
+{
+    double *y = malloc(p->ny * sizeof *y), *dx = malloc(p->nx * sizeof *dx);
+    double *dw = malloc(p->nw * sizeof *dw), *db = malloc(r->f * sizeof *db);
+    ref_run(r, n, p->x, p->w, p->b, p->dy, y, dx, dw, db);
+    compare("  y", p->y, y, p->ny, 1e-5);
+    compare("  dx", p->dx, dx, p->nx, 1e-5);
+    compare("  dw", p->dw, dw, p->nw, 1e-5);
+    if (p->b)
+        compare("  db", p->db, db, r->f, 1e-5);
     free(y);
     free(dx);
     free(dw);
     free(db);
-    cnn_net_free(net);
+}
+
+/* Build conv with the given options on one thread, run forward and
+ * backward on random values and compare everything with ref_run. */
+static void reference_case(const char *what, ref_conv r, size_t batch, int bias)
+{
+    conv_pass p;
+    if (!conv_pass_run(&r, batch, batch, bias, 1, &p))
+        return;
+    printf("%s: %zux%zux%zux%zu -> %zux%zux%zu%s\n", what, batch, r.c, r.h, r.w, r.f,
+           r.oh, r.ow, p.saved_per_sample ? ", columns kept" : "");
+    compare_reference(&r, batch, &p);
+    conv_pass_free(&p);
 }
 
 static void test_conv_reference(void)
 {
-    /* Grouped: 9x9 outputs, many images per chunk, batch 5. */
-    reference_case("grouped 3x3 p1", (ref_conv){.c = 3, .h = 9, .w = 9, .f = 4, .kh = 3,
+    int threads = cnn_threads();
+    /* Grouped: 9x9 outputs, many images per GEMM, batch 5. */
+    reference_case("grouped 3x3 p1", (ref_conv){.c = 4, .h = 9, .w = 9, .f = 4, .kh = 3,
                    .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 5, 1);
-    /* Grouped with a partial last group: 40x40 outputs, 2 per chunk. */
-    reference_case("grouped partial", (ref_conv){.c = 1, .h = 42, .w = 42, .f = 2,
-                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 0, .pw = 0}, 3, 1);
-    /* Split: 73x71 outputs in 2 chunks that end mid-row, reflect. */
-    reference_case("split reflect", (ref_conv){.c = 2, .h = 73, .w = 71, .f = 3, .kh = 3,
+    /* Grouped with padding too wide for the columns to be kept (16*5*5
+     * rows x 196 outputs), reflect. */
+    reference_case("grouped 5x5 reflect", (ref_conv){.c = 16, .h = 14, .w = 14, .f = 3,
+                   .kh = 5, .kw = 5, .sh = 1, .sw = 1, .ph = 2, .pw = 2, .reflect = 1},
+                   3, 1);
+    /* Image by image, columns kept (36 x 324). */
+    reference_case("image 3x3 p1", (ref_conv){.c = 4, .h = 18, .w = 18, .f = 5, .kh = 3,
+                   .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
+    /* Image by image: 73x71 outputs in 2 chunks that end mid-row, reflect. */
+    reference_case("chunks reflect", (ref_conv){.c = 4, .h = 73, .w = 71, .f = 3, .kh = 3,
                    .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1}, 2, 1);
-    /* Split with stride and a non-square kernel and pad. */
-    reference_case("split strided 5x3", (ref_conv){.c = 2, .h = 150, .w = 139, .f = 2,
+    /* Chunks with stride and a non-square kernel and pad. */
+    reference_case("chunks strided 5x3", (ref_conv){.c = 2, .h = 150, .w = 139, .f = 2,
                    .kh = 5, .kw = 3, .sh = 2, .sw = 2, .ph = 2, .pw = 1}, 2, 0);
-    /* Direct 1x1: 64x64 outputs. */
-    reference_case("direct 1x1", (ref_conv){.c = 5, .h = 64, .w = 64, .f = 3, .kh = 1,
+    /* Pointwise 1x1: 64x64 outputs. */
+    reference_case("pointwise 1x1", (ref_conv){.c = 5, .h = 64, .w = 64, .f = 3, .kh = 1,
                    .kw = 1, .sh = 1, .sw = 1}, 2, 1);
     /* 1x1 on small images goes through the grouped path. */
     reference_case("grouped 1x1", (ref_conv){.c = 6, .h = 7, .w = 5, .f = 4, .kh = 1,
                    .kw = 1, .sh = 1, .sw = 1}, 3, 1);
-    /* A batch of one: small images take the split path (one chunk), and a
-     * 1x1 the direct path. */
+    /* A batch of one: small images go image by image, a 1x1 pointwise. */
     reference_case("batch 1 reflect s2", (ref_conv){.c = 3, .h = 11, .w = 10, .f = 4,
                    .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .reflect = 1},
                    1, 1);
     reference_case("batch 1 1x1", (ref_conv){.c = 4, .h = 5, .w = 6, .f = 3, .kh = 1,
                    .kw = 1, .sh = 1, .sw = 1}, 1, 1);
-    /* 1x1 with stride 2 is not the direct path. */
+    /* 1x1 with stride 2 is not the pointwise path. */
     reference_case("strided 1x1", (ref_conv){.c = 3, .h = 9, .w = 8, .f = 2, .kh = 1,
                    .kw = 1, .sh = 2, .sw = 2}, 2, 1);
+    /* Direct (few channels, stride 1): LeNet's first layer (rows of 28
+     * outputs: a second tile overlapping the first), rows under one tile
+     * (9 outputs), filters and taps that do not fill the kernels' 6 x 16
+     * and 3 x 4 tiles, a non-square kernel, and chunks for the input
+     * gradient (73x71). */
+    reference_case("direct lenet c1", (ref_conv){.c = 1, .h = 28, .w = 28, .f = 6,
+                   .kh = 5, .kw = 5, .sh = 1, .sw = 1, .ph = 2, .pw = 2}, 3, 1);
+    reference_case("direct 3x3 reflect", (ref_conv){.c = 3, .h = 9, .w = 9, .f = 7,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1},
+                   2, 1);
+    reference_case("direct 3x5", (ref_conv){.c = 1, .h = 10, .w = 40, .f = 5, .kh = 3,
+                   .kw = 5, .sh = 1, .sw = 1, .ph = 1, .pw = 2}, 2, 0);
+    reference_case("direct chunks reflect", (ref_conv){.c = 2, .h = 73, .w = 71, .f = 4,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1},
+                   2, 1);
+    reference_case("direct 1x1 16 wide", (ref_conv){.c = 2, .h = 5, .w = 16, .f = 8,
+                   .kh = 1, .kw = 1, .sh = 1, .sw = 1}, 3, 1);
+    cnn_set_threads(threads);
+}
+
+/* The same conv on one and two threads: both match the reference, agree
+ * with each other, and two runs on two threads agree exactly (the weight
+ * gradient's partials are added in a fixed order). The shapes are large
+ * enough (at least 2^20 multiply-adds a pass) for conv to use the threads;
+ * n < max_batch runs a batch smaller than the plan's. keeps_columns: whether
+ * the plan must keep forward's columns for backward (-1: either; the direct
+ * plan keeps none, but builds without AVX take the columns route). */
+static void threads_case(const char *what, ref_conv r, size_t max_batch, size_t n,
+                         int keeps_columns)
+{
+    conv_pass one, two, again;
+    if (!conv_pass_run(&r, max_batch, n, 1, 1, &one))
+        return;
+    printf("%s: %zux%zux%zux%zu -> %zux%zux%zu, 1 thread%s\n", what, n, r.c, r.h, r.w,
+           r.f, r.oh, r.ow, one.saved_per_sample ? ", columns kept" : "");
+    if (keeps_columns >= 0)
+        CHECK_MSG((one.saved_per_sample > 0) == keeps_columns,
+                  "%s: keeps its columns: %zu floats per sample", what,
+                  one.saved_per_sample);
+    compare_reference(&r, n, &one);
+    if (!conv_pass_run(&r, max_batch, n, 1, 2, &two)) {
+        conv_pass_free(&one);
+        return;
+    }
+    printf("%s: 2 threads\n", what);
+    compare_reference(&r, n, &two);
+    const float *a[4] = {one.y, one.dx, one.dw, one.db},
+                *b[4] = {two.y, two.dx, two.dw, two.db};
+    const size_t len[4] = {one.ny, one.nx, one.nw, one.nb};
+    const char *names[4] = {"  y, 1 vs 2 threads", "  dx, 1 vs 2 threads",
+                            "  dw, 1 vs 2 threads", "  db, 1 vs 2 threads"};
+    for (size_t k = 0; k < 4; k++) {
+        double scale = 1;
+        for (size_t i = 0; i < len[k]; i++)
+            if (fabs(a[k][i]) > scale) scale = fabs(a[k][i]);
+        check_floats(names[k], b[k], a[k], len[k], 1e-5 * scale);
+    }
+    if (conv_pass_run(&r, max_batch, n, 1, 2, &again)) {
+        CHECK_MSG(!memcmp(two.y, again.y, two.ny * sizeof *two.y) &&
+                  !memcmp(two.dx, again.dx, two.nx * sizeof *two.dx) &&
+                  !memcmp(two.dw, again.dw, two.nw * sizeof *two.dw) &&
+                  !memcmp(two.db, again.db, two.nb * sizeof *two.db),
+                  "%s: two runs on 2 threads differ", what);
+        conv_pass_free(&again);
+    }
+    conv_pass_free(&one);
+    conv_pass_free(&two);
+}
+
+static void test_conv_threads(void)
+{
+    int threads = cnn_threads();
+    /* Grouped, columns kept: 7 images in groups of 3 and 4 on 2 threads. */
+    threads_case("threads grouped", (ref_conv){.c = 8, .h = 10, .w = 10, .f = 24, .kh = 3,
+                 .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 7, 7, 1);
+    /* The same planned for 9 and run on 7. */
+    threads_case("threads grouped, short batch", (ref_conv){.c = 8, .h = 10, .w = 10,
+                 .f = 24, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 9, 7, 1);
+    /* Grouped, columns too large to keep, reflect. */
+    threads_case("threads grouped 5x5", (ref_conv){.c = 16, .h = 14, .w = 14, .f = 8,
+                 .kh = 5, .kw = 5, .sh = 1, .sw = 1, .ph = 2, .pw = 2, .reflect = 1},
+                 3, 3, 0);
+    /* Image by image, columns kept. */
+    threads_case("threads image", (ref_conv){.c = 4, .h = 18, .w = 18, .f = 24, .kh = 3,
+                 .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 5, 5, 1);
+    /* Image by image in chunks, strided. */
+    threads_case("threads chunks", (ref_conv){.c = 4, .h = 150, .w = 139, .f = 4,
+                 .kh = 5, .kw = 3, .sh = 2, .sw = 2, .ph = 2, .pw = 1}, 2, 2, 0);
+    /* A batch of one: the forward shares one image's chunks. */
+    threads_case("threads batch 1", (ref_conv){.c = 4, .h = 40, .w = 40, .f = 24,
+                 .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 1, 1, 0);
+    /* Pointwise. */
+    threads_case("threads pointwise", (ref_conv){.c = 16, .h = 20, .w = 20, .f = 24,
+                 .kh = 1, .kw = 1, .sh = 1, .sw = 1}, 10, 10, 0);
+    /* Direct: LeNet's first layer, and three channels with reflect. */
+    threads_case("threads direct lenet c1", (ref_conv){.c = 1, .h = 28, .w = 28, .f = 6,
+                 .kh = 5, .kw = 5, .sh = 1, .sw = 1, .ph = 2, .pw = 2}, 10, 10, -1);
+    threads_case("threads direct reflect", (ref_conv){.c = 3, .h = 32, .w = 32, .f = 16,
+                 .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1},
+                 4, 4, -1);
+    cnn_set_threads(threads);
 }
 
 /* The first layer of a net gets dx = NULL: backward must skip it and still
@@ -349,6 +516,7 @@ int main(void)
     test_conv_grad();
     test_other_grads();
     test_conv_reference();
+    test_conv_threads();
     test_conv_no_dx();
     test_accumulation();
     return test_done();

@@ -1,6 +1,7 @@
 /*
  * conv: 2-D convolution as PyTorch's Conv2d computes it (cross-correlation,
- * no kernel flip), by im2col and one cblas_sgemm per chunk of columns.
+ * no kernel flip), by im2col and cblas_sgemm or, for inputs of few channels,
+ * directly; the batch is shared out between OpenMP threads.
  *
  * Options: filters (required), kernel (required; n or [h, w]), stride
  * (default 1), pad (default 0; n, [h, w] or `same` = kernel/2 per axis, odd
@@ -10,32 +11,104 @@
  *
  * Parameters: weight [filters][in_c][kh][kw], bias [filters].
  *
- * The column matrix has K = in_c*kh*kw rows and one column per output
- * position; columns are numbered over the whole batch, image-major, so a
- * chunk of columns can span several images. Infer picks one of three plans:
- *  - DIRECT: a 1x1, stride 1, unpadded conv where SPLIT would apply: the image
- *    is its own column matrix, one GEMM per image, no scratch.
- *  - SPLIT: large images (more than half a chunk), or a batch of one: each
- *    image's columns in chunks of ~1k-4k, the GEMM writing straight into
- *    the output with ldc = OH*OW.
- *  - GROUPED: small images: whole images per chunk, so that one GEMM covers
- *    ~1k-4k columns; its [F][cols] result is scattered into NCHW (and dy is
- *    gathered the same way in backward).
- * The chunk size keeps the column matrix near 4 MiB so it stays in cache.
+ * An image's column matrix has K = in_c*kh*kw rows and P = OH*OW columns,
+ * one per output position. A padded layer first copies each image into
+ * padded scratch planes (zero or reflect), so im2col is a plain strided copy
+ * with no bounds checks; backward adds the columns' gradient into padded
+ * planes and folds them back. Infer picks one of four plans:
+ *  - POINTWISE: a 1x1, stride 1, unpadded conv on images of at least
+ *    CONV_IMAGE_MIN_P pixels (or a batch of one): the image is its own
+ *    column matrix, one GEMM per image, no columns.
+ *  - DIRECT: a stride-1 conv of an input of at most CONV_DIRECT_MAX_C
+ *    channels with at most CONV_DIRECT_MAX_K taps (a first layer: LeNet's,
+ *    a CIFAR net's): forward and the weight gradient are register-tiled
+ *    loops over the padded image, no columns, where OpenBLAS does badly on
+ *    GEMMs this thin (6 x 784 x 25). The input gradient, when wanted, takes
+ *    the IMAGE route.
+ *  - IMAGE: images of at least CONV_IMAGE_MIN_P outputs, or a batch of one:
+ *    one GEMM per image (per chunk of ~1k-4k columns for large images)
+ *    writing straight into the NCHW output with ldc = P.
+ *  - GROUPED: small images: a GEMM covers a group of whole images (up to
+ *    ~4k columns); its [F][group*P] result is copied into NCHW, and backward
+ *    gathers dy the same way for the weight gradient (the input gradient
+ *    goes image by image, straight from dy).
+ * The chunk size keeps the column matrix near 4 MiB. When an image's column
+ * matrix is small (K*P <= CONV_CACHE_FLOATS) a training forward writes it
+ * into l->saved and backward reuses it instead of building it again.
+ *
+ * Threads: OpenBLAS runs single-threaded; a pass cuts the batch into up to
+ * s->threads contiguous pieces of images (GROUPED: of groups), one OpenMP
+ * thread each (the IMAGE forward cuts (image, chunk) pairs, so a batch of
+ * one is shared too). Each piece has its own scratch; pieces after the
+ * first accumulate their weight and bias gradients into partials that are
+ * added in piece order at the end, so for a given thread count the results
+ * do not depend on the scheduling. Passes under CONV_PAR_MIN_MACS
+ * multiply-adds run on one thread.
  */
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "layer.h"
+#include "parallel.h"
 
-enum { CONV_DIRECT, CONV_SPLIT, CONV_GROUPED };
+enum { CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE, CONV_GROUPED };
 
 #define CONV_MAX_SIZE (1L << 20)   /* bound for filters, kernel, stride, pad */
-#define CONV_COL_FLOATS ((size_t)1 << 20)
+#define CONV_COL_FLOATS ((size_t)1 << 20)   /* aim for a column matrix this size */
 #define CONV_MIN_COLS 512
 #define CONV_MAX_COLS 4096
+#define CONV_IMAGE_MIN_P 256       /* outputs per image from which GEMMs go per image */
+#define CONV_CACHE_FLOATS ((size_t)1 << 15) /* keep columns up to this per image */
+#define CONV_PAR_MIN_MACS ((size_t)1 << 20) /* smaller passes run on one thread */
+#define CONV_DIRECT_MAX_K 32       /* taps of the DIRECT plan */
+#define CONV_DIRECT_MAX_C 3
+#define CONV_SLACK 16              /* floats after a DIRECT padded image */
+#define CONV_ALIGN 16              /* floats: 64-byte scratch buffers */
+
+/* The DIRECT kernels use GCC's vector extension (GCC and Clang) on AVX:
+ * 8 floats, one register. Elsewhere the plan is not used (and vectors this
+ * wide would change the ABI). */
+#if defined(__GNUC__) && defined(__AVX__)
+#define CONV_VECTORS 1
+#include <immintrin.h>
+typedef float conv_vec __attribute__((vector_size(32)));
+/* The same for loads and stores at any float's address (as immintrin.h's
+ * __m256_u). */
+typedef float conv_vec_u __attribute__((vector_size(32), aligned(4), may_alias));
+
+static inline conv_vec vload(const float *p)
+{
+    return *(const conv_vec_u *)p;
+}
+
+static inline void vstore(float *p, conv_vec v)
+{
+    *(conv_vec_u *)p = v;
+}
+
+static inline conv_vec vsplat(float x)
+{
+    return (conv_vec){x, x, x, x, x, x, x, x};
+}
+
+/* a * b + c, fused where the machine can (ISO C mode does not contract). */
+static inline conv_vec vfma(conv_vec a, conv_vec b, conv_vec c)
+{
+#ifdef __FMA__
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+static inline float vsum(conv_vec v)
+{
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+#endif
 
 typedef struct conv_settings {
     /* from the options */
@@ -44,10 +117,19 @@ typedef struct conv_settings {
     int pad_same, reflect, bias, init;
     /* from infer */
     size_t c, h, w, oh, ow;
+    size_t hp, wp;   /* the planes im2col reads: padded (h+2ph, w+2pw) or h, w */
+    int padded;      /* ph or pw > 0: images are copied into padded planes */
     size_t k;        /* c*kh*kw: rows of the column matrix */
     size_t p;        /* oh*ow: output positions per image */
-    int plan;        /* CONV_DIRECT, CONV_SPLIT or CONV_GROUPED */
-    size_t cols;     /* columns per chunk (SPLIT, GROUPED) */
+    int plan;        /* CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE or CONV_GROUPED */
+    size_t cols;     /* IMAGE, DIRECT: columns per chunk; GROUPED: group * p */
+    size_t group;    /* GROUPED: most images per GEMM */
+    size_t owv;      /* DIRECT: ow rounded up to 8, the row length of dy's copy */
+    int cache;       /* a training forward keeps the columns in l->saved */
+    size_t threads;  /* most pieces a pass is cut into */
+    /* one piece's scratch: its floats, and where each buffer starts */
+    size_t scratch;
+    size_t off_col, off_tmp, off_xp, off_dxp, off_dw, off_db;
 } conv_settings;
 
 static const char *context(const cnn_layer *l, const cnn_opts *o)
@@ -119,6 +201,11 @@ static cnn_status conv_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     return CNN_OK;
 }
 
+static size_t align_up(size_t n)
+{
+    return (n + CONV_ALIGN - 1) / CONV_ALIGN * CONV_ALIGN;
+}
+
 static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
 {
     conv_settings *s = l->settings;
@@ -136,31 +223,73 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     s->c = in.c;
     s->h = in.h;
     s->w = in.w;
+    s->hp = in.h + 2 * s->ph;
+    s->wp = in.w + 2 * s->pw;
+    s->padded = s->ph > 0 || s->pw > 0;
     s->oh = (in.h + 2 * s->ph - s->kh) / s->sh + 1;
     s->ow = (in.w + 2 * s->pw - s->kw) / s->sw + 1;
     s->k = in.c * s->kh * s->kw;
     s->p = s->oh * s->ow;
-    if (s->k > INT_MAX || s->p > INT_MAX || in.h * in.w > INT_MAX)
+    if (s->k > INT_MAX || s->p > INT_MAX || s->hp * s->wp > INT_MAX)
         return cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (conv): input %zux%zux%zu "
                              "is too large for BLAS", l->name, in.c, in.h, in.w);
+
+    /* The thread count is read here, once: the caller (the CLI) sets it with
+     * cnn_set_threads before building the network, and every pass uses at
+     * most this many threads, since the scratch is planned for them. */
+    s->threads = (size_t)cnn_threads();
+    if (s->threads < 1) s->threads = 1;
 
     size_t target = CONV_COL_FLOATS / s->k;
     if (target < CONV_MIN_COLS) target = CONV_MIN_COLS;
     if (target > CONV_MAX_COLS) target = CONV_MAX_COLS;
     int pointwise = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 &&
                     s->ph == 0 && s->pw == 0;
-    size_t g = target / s->p;   /* whole images per chunk */
-    if (g > l->max_batch) g = l->max_batch;
-    if (g <= 1) {
+    int direct = 0;
+#ifdef CONV_VECTORS
+    direct = s->c <= CONV_DIRECT_MAX_C && s->k <= CONV_DIRECT_MAX_K && s->sh == 1 &&
+             s->sw == 1;
+#endif
+    /* Images per group: as many as fit the target, but no more than a
+     * thread's share of a full batch, so that every thread gets work. */
+    size_t share = (l->max_batch + s->threads - 1) / s->threads;
+    size_t g = target / s->p;
+    if (g > share) g = share;
+    s->group = 1;
+    if (direct || s->p >= CONV_IMAGE_MIN_P || g <= 1) {
         size_t nchunks = (s->p + target - 1) / target;
-        s->plan = pointwise ? CONV_DIRECT : CONV_SPLIT;
+        s->plan = direct ? CONV_DIRECT : pointwise ? CONV_POINTWISE : CONV_IMAGE;
         s->cols = (s->p + nchunks - 1) / nchunks;
-        l->work_size = pointwise ? 0 : s->k * s->cols;
     } else {
         s->plan = CONV_GROUPED;
+        s->group = g;
         s->cols = g * s->p;
-        l->work_size = (s->k + s->filters) * s->cols;   /* col + [F][cols] */
     }
+    s->owv = (s->ow + 7) / 8 * 8;
+    s->cache = (s->plan == CONV_IMAGE || s->plan == CONV_GROUPED) &&
+               s->k * s->p <= CONV_CACHE_FLOATS;
+
+    /* One piece's scratch: columns (also the columns' gradient); the
+     * grouped result or gathered dy (DIRECT: dy with padded rows); padded
+     * planes for the input and its gradient; the gradient partials of the
+     * pieces after the first. */
+    size_t plane = align_up(s->c * s->hp * s->wp + CONV_SLACK), at = 0;
+    int planes = s->padded || s->plan == CONV_DIRECT;
+    s->off_col = at;
+    at += s->plan == CONV_POINTWISE ? 0 : align_up(s->k * s->cols);
+    s->off_tmp = at;
+    if (s->plan == CONV_GROUPED) at += align_up(s->filters * s->cols);
+    if (s->plan == CONV_DIRECT) at += align_up(s->filters * s->oh * s->owv);
+    s->off_xp = at;
+    at += planes ? plane : 0;
+    s->off_dxp = at;
+    at += planes ? plane : 0;
+    s->off_dw = at;
+    at += s->threads > 1 ? align_up(s->filters * s->k) : 0;
+    s->off_db = at;
+    at += s->threads > 1 && s->bias ? align_up(s->filters) : 0;
+    s->scratch = at;
+    l->work_size = s->threads * s->scratch;
 
     l->out = (cnn_shape){s->filters, s->oh, s->ow};
     size_t wdims[4] = {s->filters, in.c, s->kh, s->kw};
@@ -170,241 +299,584 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     cnn_layer_param(l, "weight", 4, wdims, init, fan_in, fan_out, 1, 1);
     if (s->bias)
         cnn_layer_param(l, "bias", 1, &s->filters, CNN_INIT_ZERO, fan_in, fan_out, 1, 0);
-    l->saved_per_sample = 0;
+    l->saved_per_sample = s->cache ? s->k * s->p : 0;   /* [K][P] columns */
     l->macs = s->filters * s->p * s->k;
+    l->rf_kernel[0] = s->kh;
+    l->rf_kernel[1] = s->kw;
+    l->rf_stride[0] = s->sh;
+    l->rf_stride[1] = s->sw;
     return CNN_OK;
 }
 
-/* Fill dst[0..n) with padded-input row iy at the columns of outputs
- * ox0..ox0+n-1 for kernel column kj. plane: [h][w]. */
-static void im2col_row(const conv_settings *s, const float *plane, long iy,
-                       size_t kj, size_t ox0, size_t n, float *dst)
+/* Where padded position i of an axis of n inputs reads from: -1 for a zero. */
+static long pad_source(long i, long n, int reflect)
 {
-    const long H = (long)s->h, W = (long)s->w, sw = (long)s->sw;
-    if (iy < 0 || iy >= H) {
-        if (!s->reflect) {
-            memset(dst, 0, n * sizeof *dst);
-            return;
+    if (i >= 0 && i < n) return i;
+    if (!reflect) return -1;
+    return i < 0 ? -i : 2 * (n - 1) - i;
+}
+
+/* Copy one image x [C][H][W] into padded planes xp [C][Hp][Wp]. */
+static void pad_image(const conv_settings *s, const float *x, float *xp)
+{
+    const size_t H = s->h, W = s->w, Wp = s->wp, pw = s->pw;
+    for (size_t ci = 0; ci < s->c; ci++)
+        for (size_t py = 0; py < s->hp; py++) {
+            float *dst = xp + (ci * s->hp + py) * Wp;
+            long iy = pad_source((long)py - (long)s->ph, (long)H, s->reflect);
+            if (iy < 0) {
+                memset(dst, 0, Wp * sizeof *dst);
+                continue;
+            }
+            const float *row = x + (ci * H + (size_t)iy) * W;
+            for (size_t px = 0; px < pw; px++)
+                dst[px] = s->reflect ? row[pw - px] : 0.0f;
+            memcpy(dst + pw, row, W * sizeof *dst);
+            for (size_t px = 0; px < pw; px++)
+                dst[pw + W + px] = s->reflect ? row[W - 2 - px] : 0.0f;
         }
-        iy = iy < 0 ? -iy : 2 * (H - 1) - iy;
-    }
-    const float *row = plane + iy * W;
-    long ix = (long)(ox0 * s->sw + kj) - (long)s->pw;
-    size_t i = 0;
-    for (; i < n && ix < 0; i++, ix += sw)
-        dst[i] = s->reflect ? row[-ix] : 0.0f;
-    size_t m = 0;
-    if (i < n && ix < W) {
-        m = (size_t)((W - 1 - ix) / sw) + 1;
-        if (m > n - i) m = n - i;
-    }
-    if (sw == 1) {
-        memcpy(dst + i, row + ix, m * sizeof *dst);
-    } else {
-        for (size_t t = 0; t < m; t++)
-            dst[i + t] = row[ix + (long)t * sw];
-    }
-    i += m;
-    ix += (long)m * sw;
-    for (; i < n; i++, ix += sw)
-        dst[i] = s->reflect ? row[2 * (W - 1) - ix] : 0.0f;
 }
 
-/* The adjoint of im2col_row: add src[0..n) into the padded-input positions
- * it was read from (reflected positions included). plane: [h][w]. */
-static void col2im_row(const conv_settings *s, float *plane, long iy, size_t kj,
-                       size_t ox0, size_t n, const float *src)
+/* The adjoint of pad_image: add dxp [C][Hp][Wp] into dx [C][H][W]. */
+static void fold_image(const conv_settings *s, const float *dxp, float *dx)
 {
-    const long H = (long)s->h, W = (long)s->w, sw = (long)s->sw;
-    if (iy < 0 || iy >= H) {
-        if (!s->reflect)
-            return;
-        iy = iy < 0 ? -iy : 2 * (H - 1) - iy;
-    }
-    float *row = plane + iy * W;
-    long ix = (long)(ox0 * s->sw + kj) - (long)s->pw;
-    size_t i = 0;
-    for (; i < n && ix < 0; i++, ix += sw)
-        if (s->reflect) row[-ix] += src[i];
-    size_t m = 0;
-    if (i < n && ix < W) {
-        m = (size_t)((W - 1 - ix) / sw) + 1;
-        if (m > n - i) m = n - i;
-    }
-    for (size_t t = 0; t < m; t++)
-        row[ix + (long)t * sw] += src[i + t];
-    i += m;
-    ix += (long)m * sw;
-    for (; i < n; i++, ix += sw)
-        if (s->reflect) row[2 * (W - 1) - ix] += src[i];
+    const size_t H = s->h, W = s->w, Wp = s->wp, pw = s->pw;
+    for (size_t ci = 0; ci < s->c; ci++)
+        for (size_t py = 0; py < s->hp; py++) {
+            const float *src = dxp + (ci * s->hp + py) * Wp;
+            long iy = pad_source((long)py - (long)s->ph, (long)H, s->reflect);
+            if (iy < 0)
+                continue;
+            float *row = dx + (ci * H + (size_t)iy) * W;
+            for (size_t ix = 0; ix < W; ix++)
+                row[ix] += src[pw + ix];
+            if (!s->reflect)
+                continue;
+            for (size_t px = 0; px < pw; px++) {
+                row[pw - px] += src[px];
+                row[W - 2 - px] += src[pw + W + px];
+            }
+        }
 }
 
-/* Columns c0..c0+ncols-1 of the batch's column matrix (column = image*P +
- * oy*OW + ox) into col [K][ncols]. x: [N][C][H][W]. */
-static void im2col(const conv_settings *s, const float *x, size_t c0, size_t ncols,
-                   float *col)
+/* d[0..n) = s[0..n) for short rows: blocks of 8 that compile to vector
+ * moves, the last one overlapping, instead of a libc call per row. */
+static inline void copy_span(float *restrict d, const float *restrict s, size_t n)
 {
-    const size_t P = s->p, OW = s->ow, OH = s->oh, HW = s->h * s->w;
-    const size_t img0 = c0 / P, oy0 = c0 % P / OW, ox0 = c0 % P % OW;
-    size_t r = 0;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) memcpy(d + i, s + i, 8 * sizeof *d);
+        memcpy(d + n - 8, s + n - 8, 8 * sizeof *d);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) d[i] = s[i];
+}
+
+/* d[0..n) += s[0..n) for short rows. */
+static inline void add_span(float *restrict d, const float *restrict s, size_t n)
+{
+    size_t i = 0;
+#ifdef CONV_VECTORS
+    for (; i + 8 <= n; i += 8) vstore(d + i, vload(d + i) + vload(s + i));
+#endif
+    for (; i < n; i++) d[i] += s[i];
+}
+
+/* Columns p0..p0+n-1 of one image's column matrix into col [K][ld] (the
+ * first n of each row). src: the image's planes [C][Hp][Wp], padded (or the
+ * image itself when the conv has no padding). */
+static void im2col(const conv_settings *s, const float *src, size_t p0, size_t n,
+                   float *col, size_t ld)
+{
+    const size_t OW = s->ow, sh = s->sh, sw = s->sw, Wp = s->wp;
+    const size_t oy0 = p0 / OW, ox0 = p0 % OW;
+    float *dst = col;
     for (size_t ci = 0; ci < s->c; ci++)
         for (size_t ki = 0; ki < s->kh; ki++)
-            for (size_t kj = 0; kj < s->kw; kj++, r++) {
-                float *dst = col + r * ncols;
-                size_t img = img0, oy = oy0, ox = ox0;
-                for (size_t j = 0; j < ncols;) {
-                    size_t seg = OW - ox < ncols - j ? OW - ox : ncols - j;
-                    const float *plane = x + (img * s->c + ci) * HW;
-                    long iy = (long)(oy * s->sh + ki) - (long)s->ph;
-                    im2col_row(s, plane, iy, kj, ox, seg, dst + j);
+            for (size_t kj = 0; kj < s->kw; kj++, dst += ld) {
+                const float *base = src + (ci * s->hp + ki) * Wp + kj;
+                size_t oy = oy0, ox = ox0;
+                for (size_t j = 0; j < n; oy++, ox = 0) {
+                    size_t seg = OW - ox < n - j ? OW - ox : n - j;
+                    const float *row = base + oy * sh * Wp + ox * sw;
+                    float *d = dst + j;
+                    if (sw == 1)
+                        copy_span(d, row, seg);
+                    else
+                        for (size_t t = 0; t < seg; t++) d[t] = row[t * sw];
                     j += seg;
-                    ox = 0;
-                    if (++oy == OH) {
-                        oy = 0;
-                        img++;
-                    }
                 }
             }
 }
 
-/* The adjoint of im2col: add col [K][ncols] into dx [N][C][H][W]. */
-static void col2im(const conv_settings *s, const float *col, size_t c0, size_t ncols,
-                   float *dx)
+/* The adjoint of im2col: add col [K][ld] (n columns from p0) into the
+ * image's planes dst [C][Hp][Wp]. */
+static void col2im(const conv_settings *s, const float *col, size_t p0, size_t n,
+                   size_t ld, float *dst)
 {
-    const size_t P = s->p, OW = s->ow, OH = s->oh, HW = s->h * s->w;
-    const size_t img0 = c0 / P, oy0 = c0 % P / OW, ox0 = c0 % P % OW;
-    size_t r = 0;
+    const size_t OW = s->ow, sh = s->sh, sw = s->sw, Wp = s->wp;
+    const size_t oy0 = p0 / OW, ox0 = p0 % OW;
+    const float *src = col;
     for (size_t ci = 0; ci < s->c; ci++)
         for (size_t ki = 0; ki < s->kh; ki++)
-            for (size_t kj = 0; kj < s->kw; kj++, r++) {
-                const float *src = col + r * ncols;
-                size_t img = img0, oy = oy0, ox = ox0;
-                for (size_t j = 0; j < ncols;) {
-                    size_t seg = OW - ox < ncols - j ? OW - ox : ncols - j;
-                    float *plane = dx + (img * s->c + ci) * HW;
-                    long iy = (long)(oy * s->sh + ki) - (long)s->ph;
-                    col2im_row(s, plane, iy, kj, ox, seg, src + j);
+            for (size_t kj = 0; kj < s->kw; kj++, src += ld) {
+                float *base = dst + (ci * s->hp + ki) * Wp + kj;
+                size_t oy = oy0, ox = ox0;
+                for (size_t j = 0; j < n; oy++, ox = 0) {
+                    size_t seg = OW - ox < n - j ? OW - ox : n - j;
+                    float *row = base + oy * sh * Wp + ox * sw;
+                    const float *c = src + j;
+                    if (sw == 1)
+                        add_span(row, c, seg);
+                    else
+                        for (size_t t = 0; t < seg; t++) row[t * sw] += c[t];
                     j += seg;
-                    ox = 0;
-                    if (++oy == OH) {
-                        oy = 0;
-                        img++;
-                    }
                 }
             }
+}
+
+/* Sum of d[0..n), in a fixed order that vectorises. */
+static double row_sum(const float *d, size_t n)
+{
+    float acc[32] = {0};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (size_t j = 0; j < 32; j++) acc[j] += d[i + j];
+    double sum = 0.0;
+    for (; i < n; i++) sum += d[i];
+    for (size_t j = 0; j < 32; j++) sum += acc[j];
+    return sum;
+}
+
+/* Rows r of m [rows][ld] (the first n of each) set to b[r], or 0 when b is
+ * NULL: a GEMM then adds into them with beta = 1, which is faster than
+ * OpenBLAS's beta = 0 pass and puts the bias in for free. */
+static void fill_rows(float *m, size_t rows, size_t n, size_t ld, const float *b)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float v = b ? b[r] : 0.0f, *row = m + r * ld;
+        for (size_t i = 0; i < n; i++) row[i] = v;
+    }
+}
+
+static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t m, size_t n, size_t k,
+                 const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                 float *c, size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
+}
+
+#ifdef CONV_VECTORS
+/* Offsets of the K taps (c, ki, kj) in padded planes [C][Hp][Wp]. */
+static void tap_offsets(const conv_settings *s, size_t *off)
+{
+    size_t t = 0;
+    for (size_t ci = 0; ci < s->c; ci++)
+        for (size_t ki = 0; ki < s->kh; ki++)
+            for (size_t kj = 0; kj < s->kw; kj++)
+                off[t++] = (ci * s->hp + ki) * s->wp + kj;
+}
+
+/* y [F][OH][OW] = b + w * xp for one image of a stride-1 conv, without
+ * columns: tiles of 6 filters x 16 outputs of a row stay in registers over
+ * all K taps. xp: the padded image [C][Hp][Wp] followed by CONV_SLACK
+ * readable floats (on rows under 16 outputs a tile reads up to 15 past the
+ * row's end). */
+static void direct_forward(const conv_settings *s, const float *xp, const float *w,
+                           const float *b, float *y)
+{
+    const size_t F = s->filters, K = s->k, OH = s->oh, OW = s->ow, Wp = s->wp;
+    size_t off[CONV_DIRECT_MAX_K];
+    tap_offsets(s, off);
+    for (size_t f0 = 0; f0 < F; f0 += 6) {
+        const float *wf[6];
+        float bias[6];
+        for (size_t u = 0; u < 6; u++) {
+            size_t f = f0 + u < F ? f0 + u : F - 1;   /* past F: a spare copy */
+            wf[u] = w + f * K;
+            bias[u] = b ? b[f] : 0.0f;
+        }
+        for (size_t oy = 0; oy < OH; oy++)
+            for (size_t ox0 = 0; ox0 < OW; ox0 += 16) {
+                /* A row's last tile ends at the row's end where it can,
+                 * overlapping the one before, to store whole vectors. */
+                size_t ox = ox0 + 16 > OW && OW >= 16 ? OW - 16 : ox0;
+                const float *src = xp + oy * Wp + ox;
+                conv_vec acc[6][2];
+                for (size_t u = 0; u < 6; u++) acc[u][0] = acc[u][1] = vsplat(bias[u]);
+                for (size_t t = 0; t < K; t++) {
+                    conv_vec x0 = vload(src + off[t]), x1 = vload(src + off[t] + 8);
+                    for (size_t u = 0; u < 6; u++) {
+                        conv_vec wv = vsplat(wf[u][t]);
+                        acc[u][0] = vfma(wv, x0, acc[u][0]);
+                        acc[u][1] = vfma(wv, x1, acc[u][1]);
+                    }
+                }
+                size_t n = OW - ox < 16 ? OW - ox : 16;
+                for (size_t u = 0; u < 6 && f0 + u < F; u++) {
+                    float *row = y + ((f0 + u) * OH + oy) * OW + ox, part[16];
+                    float *dst = n == 16 ? row : part;
+                    vstore(dst, acc[u][0]);
+                    vstore(dst + 8, acc[u][1]);
+                    if (n < 16) copy_span(row, part, n);
+                }
+            }
+    }
+}
+
+/* dw [F][K] += dy * xp for one image of a stride-1 conv, without columns:
+ * tiles of 3 filters x 4 taps, each a dot product over the image held in
+ * registers. dyw: dy [F][OH][owv] with each row padded with zeros to owv
+ * floats, so that rows go in whole vectors; the zeros meet the lanes that
+ * run past a row of xp (laid out as for direct_forward). */
+static void direct_dw(const conv_settings *s, const float *xp, const float *dyw,
+                      float *dw)
+{
+    const size_t F = s->filters, K = s->k, OH = s->oh, Wp = s->wp, owv = s->owv;
+    size_t off[CONV_DIRECT_MAX_K];
+    tap_offsets(s, off);
+    for (size_t f0 = 0; f0 < F; f0 += 3) {
+        const float *d[3];
+        for (size_t u = 0; u < 3; u++)
+            d[u] = dyw + (f0 + u < F ? f0 + u : F - 1) * OH * owv;
+        for (size_t t0 = 0; t0 < K; t0 += 4) {
+            const float *x[4];
+            for (size_t v = 0; v < 4; v++) x[v] = xp + off[t0 + v < K ? t0 + v : K - 1];
+            conv_vec acc[3][4] = {{{0}}};
+            for (size_t oy = 0; oy < OH; oy++)
+                for (size_t ox = 0; ox < owv; ox += 8) {
+                    size_t at = oy * owv + ox, ax = oy * Wp + ox;
+                    conv_vec d0 = vload(d[0] + at), d1 = vload(d[1] + at),
+                             d2 = vload(d[2] + at);
+                    for (size_t v = 0; v < 4; v++) {
+                        conv_vec xv = vload(x[v] + ax);
+                        acc[0][v] = vfma(d0, xv, acc[0][v]);
+                        acc[1][v] = vfma(d1, xv, acc[1][v]);
+                        acc[2][v] = vfma(d2, xv, acc[2][v]);
+                    }
+                }
+            for (size_t u = 0; u < 3 && f0 + u < F; u++)
+                for (size_t v = 0; v < 4 && t0 + v < K; v++)
+                    dw[(f0 + u) * K + t0 + v] += vsum(acc[u][v]);
+        }
+    }
+}
+#endif
+
+/* How many pieces a pass over `units` independent units is cut into: one
+ * per thread, at most the count planned at infer, at most the count in
+ * force now, and one for a pass too small to pay for waking threads. */
+static size_t conv_pieces(const cnn_layer *l, size_t units)
+{
+    const conv_settings *s = l->settings;
+    size_t nt = s->threads, now = (size_t)omp_get_max_threads();
+    if (now < nt) nt = now;
+    if (units < nt) nt = units;
+    if (l->batch * l->macs < CONV_PAR_MIN_MACS) nt = 1;
+    return nt ? nt : 1;
+}
+
+/* Run piece(l, t, nt) for t = 0..nt-1, on up to nt threads. */
+static void conv_run(void (*piece)(cnn_layer *, size_t, size_t), cnn_layer *l,
+                     size_t nt)
+{
+    if (nt == 1) {
+        piece(l, 0, 1);
+        return;
+    }
+    #pragma omp parallel num_threads((int)nt)
+    {
+        size_t got = (size_t)omp_get_num_threads();
+        for (size_t t = (size_t)omp_get_thread_num(); t < nt; t += got)
+            piece(l, t, nt);
+    }
+}
+
+/* Piece t of nt of n units: [*u0, *u1). */
+static void piece_range(size_t n, size_t t, size_t nt, size_t *u0, size_t *u1)
+{
+    *u0 = n * t / nt;
+    *u1 = n * (t + 1) / nt;
+}
+
+/* GROUPED: a batch of n images is cut into this many groups of at most
+ * s->group, a multiple of the planned thread count where the batch allows,
+ * so the threads get equal shares; group j is images [n*j/ng, n*(j+1)/ng).
+ * The cut depends on n and the plan only, so backward finds each group's
+ * cached columns whatever the thread count. */
+static size_t group_count(const conv_settings *s, size_t n)
+{
+    size_t ng = (n + s->group - 1) / s->group;
+    ng = (ng + s->threads - 1) / s->threads * s->threads;
+    return ng < n ? ng : n;
+}
+
+/* How many chunks the forward cuts each image's columns into: enough to fit
+ * the scratch, and with a batch smaller than the thread count, enough to
+ * give every thread a share. */
+static size_t forward_chunks(const cnn_layer *l)
+{
+    const conv_settings *s = l->settings;
+    size_t nch = (s->p + s->cols - 1) / s->cols;
+    if (l->batch * nch < s->threads && l->batch * l->macs >= CONV_PAR_MIN_MACS) {
+        nch = (s->threads + l->batch - 1) / l->batch;
+        if (nch > s->p) nch = s->p;
+    }
+    return nch;
+}
+
+/* y = w * columns + b for piece t of nt. */
+static void forward_piece(cnn_layer *l, size_t t, size_t nt)
+{
+    const conv_settings *s = l->settings;
+    const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
+    const size_t CHW = s->c * s->h * s->w;
+    const float *w = l->params[0].data;                 /* [F][K] */
+    const float *b = s->bias ? l->params[1].data : NULL; /* [F] */
+    const float *x = l->x[0];                           /* [N][C][H][W] */
+    float *y = l->y;                                    /* [N][F][OH][OW] */
+    float *scratch = l->work + t * s->scratch;
+    float *col = scratch + s->off_col;                  /* [K][cols] */
+    float *xp = scratch + s->off_xp;                    /* [C][Hp][Wp] + slack */
+    const int cache = s->cache && l->training;
+    size_t u0, u1;
+
+    if (s->plan == CONV_GROUPED) {
+        float *tmp = scratch + s->off_tmp;              /* [F][group * P] */
+        size_t ng = group_count(s, N);
+        piece_range(ng, t, nt, &u0, &u1);
+        for (size_t j = u0; j < u1; j++) {
+            size_t g0 = N * j / ng, gn = N * (j + 1) / ng - g0;
+            size_t ld = gn * P;
+            float *gcol = cache ? l->saved + g0 * K * P : col;  /* [K][ld] */
+            for (size_t i = 0; i < gn; i++) {
+                const float *src = x + (g0 + i) * CHW;
+                if (s->padded) {
+                    pad_image(s, src, xp);
+                    src = xp;
+                }
+                im2col(s, src, 0, P, gcol + i * P, ld);
+            }
+            fill_rows(tmp, F, ld, ld, b);
+            gemm(CblasNoTrans, CblasNoTrans, F, ld, K, w, K, gcol, ld, 1.0f, tmp, ld);
+            for (size_t i = 0; i < gn; i++)
+                for (size_t f = 0; f < F; f++)
+                    memcpy(y + ((g0 + i) * F + f) * P, tmp + f * ld + i * P,
+                           P * sizeof *y);
+        }
+        return;
+    }
+
+#ifdef CONV_VECTORS
+    if (s->plan == CONV_DIRECT) {
+        memset(xp + s->c * s->hp * s->wp, 0, CONV_SLACK * sizeof *xp);
+        piece_range(N, t, nt, &u0, &u1);
+        for (size_t n = u0; n < u1; n++) {
+            pad_image(s, x + n * CHW, xp);
+            direct_forward(s, xp, w, b, y + n * F * P);
+        }
+        return;
+    }
+#endif
+
+    /* POINTWISE and IMAGE: the units are (image, chunk) pairs. */
+    const size_t nch = s->plan == CONV_POINTWISE ? 1 : forward_chunks(l);
+    const size_t cw = (P + nch - 1) / nch;              /* columns per chunk */
+    size_t padded_image = (size_t)-1;
+    piece_range(N * nch, t, nt, &u0, &u1);
+    for (size_t u = u0; u < u1; u++) {
+        size_t n = u / nch, p0 = u % nch * cw;
+        if (p0 >= P) continue;
+        size_t cn = P - p0 < cw ? P - p0 : cw;
+        float *yc = y + n * F * P + p0;                 /* [F][cn], stride P */
+        const float *src = x + n * CHW;
+        fill_rows(yc, F, cn, P, b);
+        if (s->plan == CONV_POINTWISE) {
+            gemm(CblasNoTrans, CblasNoTrans, F, P, K, w, K, src, P, 1.0f, yc, P);
+            continue;
+        }
+        float *ccol = col;                              /* [K][cn] */
+        size_t ld = cn;
+        if (cache) {
+            ccol = l->saved + n * K * P + p0;           /* [K][P] from p0 */
+            ld = P;
+        }
+        if (s->padded) {
+            if (padded_image != n) pad_image(s, src, xp);
+            padded_image = n;
+            src = xp;
+        }
+        im2col(s, src, p0, cn, ccol, ld);
+        gemm(CblasNoTrans, CblasNoTrans, F, cn, K, w, K, ccol, ld, 1.0f, yc, P);
+    }
 }
 
 static void conv_forward(cnn_layer *l)
 {
     const conv_settings *s = l->settings;
-    const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
-    const float *w = l->params[0].data;                 /* [F][K] */
-    const float *b = s->bias ? l->params[1].data : NULL; /* [F] */
-    const float *x = l->x[0];                           /* [N][C][H][W] */
-    float *y = l->y;                                    /* [N][F][OH][OW] */
+    size_t units = l->batch;
+    if (s->plan == CONV_IMAGE)
+        units *= forward_chunks(l);
+    if (s->plan == CONV_GROUPED)
+        units = group_count(s, l->batch);
+    conv_run(forward_piece, l, conv_pieces(l, units));
+}
 
-    if (s->plan == CONV_DIRECT) {
-        for (size_t n = 0; n < N; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)P,
-                        (int)K, 1.0f, w, (int)K, x + n * K * P, (int)P, 0.0f,
-                        y + n * F * P, (int)P);
-    } else if (s->plan == CONV_SPLIT) {
-        float *col = l->work;   /* [K][cols] */
-        for (size_t n = 0; n < N; n++)
-            for (size_t p0 = 0; p0 < P; p0 += s->cols) {
-                size_t cn = P - p0 < s->cols ? P - p0 : s->cols;
-                im2col(s, x, n * P + p0, cn, col);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F,
-                            (int)cn, (int)K, 1.0f, w, (int)K, col, (int)cn, 0.0f,
-                            y + n * F * P + p0, (int)P);
-            }
-    } else {
-        const size_t g = s->cols / P;
-        float *col = l->work;           /* [K][cols] */
-        float *tmp = col + K * s->cols; /* [F][cols] */
-        for (size_t n0 = 0; n0 < N; n0 += g) {
-            size_t gn = N - n0 < g ? N - n0 : g, cn = gn * P;
-            im2col(s, x, n0 * P, cn, col);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)cn,
-                        (int)K, 1.0f, w, (int)K, col, (int)cn, 0.0f, tmp, (int)cn);
-            for (size_t i = 0; i < gn; i++)
-                for (size_t f = 0; f < F; f++)
-                    memcpy(y + ((n0 + i) * F + f) * P, tmp + f * cn + i * P,
-                           P * sizeof *y);
+/* Add the gradients of piece t of nt: dx directly (pieces own disjoint
+ * images); dw and db into the layer's gradients for piece 0 and into the
+ * piece's partials for the others. */
+static void backward_piece(cnn_layer *l, size_t t, size_t nt)
+{
+    const conv_settings *s = l->settings;
+    const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
+    const size_t CHW = s->c * s->h * s->w, planes = s->c * s->hp * s->wp;
+    const float *w = l->params[0].data;                 /* [F][K] */
+    const float *x = l->x[0];                           /* [N][C][H][W] */
+    const float *dy = l->dy;                            /* [N][F][OH][OW] */
+    float *dx = l->dx[0];                               /* [N][C][H][W] or NULL */
+    float *scratch = l->work + t * s->scratch;
+    float *col = scratch + s->off_col;                  /* [K][cols] */
+    float *tmp = scratch + s->off_tmp;                  /* see conv_infer */
+    float *xp = scratch + s->off_xp;                    /* [C][Hp][Wp] + slack */
+    float *dxp = scratch + s->off_dxp;                  /* [C][Hp][Wp] */
+    float *dw = l->params[0].grad;                      /* [F][K] */
+    float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
+    if (t > 0) {
+        dw = scratch + s->off_dw;
+        memset(dw, 0, F * K * sizeof *dw);
+        if (db) {
+            db = scratch + s->off_db;
+            memset(db, 0, F * sizeof *db);
         }
     }
-    if (b)
-        for (size_t n = 0; n < N; n++)
+    size_t n0, n1;
+
+    if (s->plan == CONV_GROUPED) {
+        size_t ng = group_count(s, N);
+        piece_range(ng, t, nt, &n0, &n1);
+        for (size_t j = n0; j < n1; j++) {
+            size_t g0 = N * j / ng, gn = N * (j + 1) / ng - g0;
+            size_t ld = gn * P;
+            /* dy gathered to [F][ld] (tmp), adding up db on the way. */
             for (size_t f = 0; f < F; f++) {
-                float *yp = y + (n * F + f) * P, bf = b[f];
-                for (size_t i = 0; i < P; i++) yp[i] += bf;
+                double sum = 0.0;
+                for (size_t i = 0; i < gn; i++) {
+                    const float *src = dy + ((g0 + i) * F + f) * P;
+                    memcpy(tmp + f * ld + i * P, src, P * sizeof *tmp);
+                    if (db) sum += row_sum(src, P);
+                }
+                if (db) db[f] += (float)sum;
             }
+            const float *gcol = col;                    /* [K][ld] */
+            if (s->cache) {
+                gcol = l->saved + g0 * K * P;
+            } else {
+                for (size_t i = 0; i < gn; i++) {
+                    const float *src = x + (g0 + i) * CHW;
+                    if (s->padded) {
+                        pad_image(s, src, xp);
+                        src = xp;
+                    }
+                    im2col(s, src, 0, P, col + i * P, ld);
+                }
+            }
+            gemm(CblasNoTrans, CblasTrans, F, K, ld, tmp, ld, gcol, ld, 1.0f, dw, K);
+            if (!dx) continue;
+            /* The columns' gradient image by image, straight from dy: the
+             * [K][P] block stays in cache between the GEMM and col2im. */
+            for (size_t i = 0; i < gn; i++) {
+                float *dxn = dx + (g0 + i) * CHW;
+                memset(col, 0, K * P * sizeof *col);
+                gemm(CblasTrans, CblasNoTrans, K, P, F, w, K, dy + (g0 + i) * F * P, P,
+                     1.0f, col, P);
+                if (s->padded) {
+                    memset(dxp, 0, planes * sizeof *dxp);
+                    col2im(s, col, 0, P, P, dxp);
+                    fold_image(s, dxp, dxn);
+                } else {
+                    col2im(s, col, 0, P, P, dxn);
+                }
+            }
+        }
+        return;
+    }
+
+    if (s->plan == CONV_DIRECT)
+        memset(xp + planes, 0, CONV_SLACK * sizeof *xp);
+    piece_range(N, t, nt, &n0, &n1);
+    for (size_t n = n0; n < n1; n++) {
+        const float *dyn = dy + n * F * P;              /* [F][P] */
+        const float *xn = x + n * CHW;
+        float *dxn = dx ? dx + n * CHW : NULL;
+        if (db)
+            for (size_t f = 0; f < F; f++) db[f] += (float)row_sum(dyn + f * P, P);
+        if (s->plan == CONV_POINTWISE) {
+            gemm(CblasNoTrans, CblasTrans, F, K, P, dyn, P, xn, P, 1.0f, dw, K);
+            if (dxn)
+                gemm(CblasTrans, CblasNoTrans, K, P, F, w, K, dyn, P, 1.0f, dxn, P);
+            continue;
+        }
+#ifdef CONV_VECTORS
+        if (s->plan == CONV_DIRECT) {
+            /* dy with its rows padded to whole vectors: [F][OH][owv]. */
+            for (size_t r = 0; r < F * s->oh; r++) {
+                float *row = tmp + r * s->owv;
+                copy_span(row, dyn + r * s->ow, s->ow);
+                for (size_t i = s->ow; i < s->owv; i++) row[i] = 0.0f;
+            }
+            pad_image(s, xn, xp);
+            direct_dw(s, xp, tmp, dw);
+            if (!dxn) continue;
+        }
+#endif
+        if (s->padded && !s->cache && s->plan != CONV_DIRECT) {
+            pad_image(s, xn, xp);
+            xn = xp;
+        }
+        float *grad = dxn;                              /* where col2im adds */
+        if (dxn && s->padded) {
+            memset(dxp, 0, planes * sizeof *dxp);
+            grad = dxp;
+        }
+        for (size_t p0 = 0; p0 < P; p0 += s->cols) {
+            size_t cn = P - p0 < s->cols ? P - p0 : s->cols;
+            const float *dyc = dyn + p0;                /* [F][cn], stride P */
+            if (s->plan != CONV_DIRECT) {
+                const float *ccol = col;                /* [K][cn] */
+                size_t ld = cn;
+                if (s->cache) {
+                    ccol = l->saved + n * K * P + p0;   /* [K][P] from p0 */
+                    ld = P;
+                } else {
+                    im2col(s, xn, p0, cn, col, cn);
+                }
+                gemm(CblasNoTrans, CblasTrans, F, K, cn, dyc, P, ccol, ld, 1.0f, dw, K);
+            }
+            if (!dxn) continue;
+            memset(col, 0, K * cn * sizeof *col);
+            gemm(CblasTrans, CblasNoTrans, K, cn, F, w, K, dyc, P, 1.0f, col, cn);
+            col2im(s, col, p0, cn, cn, grad);
+        }
+        if (dxn && s->padded)
+            fold_image(s, dxp, dxn);
+    }
 }
 
 static void conv_backward(cnn_layer *l)
 {
     const conv_settings *s = l->settings;
-    const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
-    const float *w = l->params[0].data;                 /* [F][K] */
+    const size_t F = s->filters, K = s->k;
+    size_t units = s->plan == CONV_GROUPED ? group_count(s, l->batch) : l->batch;
+    size_t nt = conv_pieces(l, units);
+    conv_run(backward_piece, l, nt);
+    /* The partials of pieces 1.. in piece order. */
     float *dw = l->params[0].grad;                      /* [F][K] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
-    const float *x = l->x[0];                           /* [N][C][H][W] */
-    const float *dy = l->dy;                            /* [N][F][OH][OW] */
-    float *dx = l->dx[0];                               /* [N][C][H][W] or NULL */
-
-    if (db)
-        for (size_t n = 0; n < N; n++)
-            for (size_t f = 0; f < F; f++) {
-                const float *d = dy + (n * F + f) * P;
-                double sum = 0.0;
-                for (size_t i = 0; i < P; i++) sum += d[i];
-                db[f] += (float)sum;
-            }
-
-    if (s->plan == CONV_DIRECT) {
-        for (size_t n = 0; n < N; n++) {
-            const float *dyn = dy + n * F * P;   /* [F][P] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)K,
-                        (int)P, 1.0f, dyn, (int)P, x + n * K * P, (int)P, 1.0f, dw,
-                        (int)K);
-            if (dx)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P,
-                            (int)F, 1.0f, w, (int)K, dyn, (int)P, 1.0f, dx + n * K * P,
-                            (int)P);
-        }
-    } else if (s->plan == CONV_SPLIT) {
-        float *col = l->work;   /* [K][cols] */
-        for (size_t n = 0; n < N; n++)
-            for (size_t p0 = 0; p0 < P; p0 += s->cols) {
-                size_t cn = P - p0 < s->cols ? P - p0 : s->cols;
-                const float *dyc = dy + n * F * P + p0;   /* [F][cn], stride P */
-                im2col(s, x, n * P + p0, cn, col);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)K,
-                            (int)cn, 1.0f, dyc, (int)P, col, (int)cn, 1.0f, dw,
-                            (int)K);
-                if (!dx) continue;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)cn,
-                            (int)F, 1.0f, w, (int)K, dyc, (int)P, 0.0f, col, (int)cn);
-                col2im(s, col, n * P + p0, cn, dx);
-            }
-    } else {
-        const size_t g = s->cols / P;
-        float *col = l->work;           /* [K][cols] */
-        float *tmp = col + K * s->cols; /* [F][cols]: dy gathered */
-        for (size_t n0 = 0; n0 < N; n0 += g) {
-            size_t gn = N - n0 < g ? N - n0 : g, cn = gn * P;
-            for (size_t i = 0; i < gn; i++)
-                for (size_t f = 0; f < F; f++)
-                    memcpy(tmp + f * cn + i * P, dy + ((n0 + i) * F + f) * P,
-                           P * sizeof *tmp);
-            im2col(s, x, n0 * P, cn, col);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)K,
-                        (int)cn, 1.0f, tmp, (int)cn, col, (int)cn, 1.0f, dw, (int)K);
-            if (!dx) continue;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)cn,
-                        (int)F, 1.0f, w, (int)K, tmp, (int)cn, 0.0f, col, (int)cn);
-            col2im(s, col, n0 * P, cn, dx);
-        }
+    for (size_t t = 1; t < nt; t++) {
+        const float *part = l->work + t * s->scratch;
+        for (size_t i = 0; i < F * K; i++) dw[i] += part[s->off_dw + i];
+        if (db)
+            for (size_t f = 0; f < F; f++) db[f] += part[s->off_db + f];
     }
 }
 
