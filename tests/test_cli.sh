@@ -52,6 +52,21 @@ inception-v3 23834568
 COUNTS
 "$CNN" summary configs/vgg16.yaml --batch 1 | grep -q "^fc6 .* 74.3%" \
     && ok "summary shows fc6 holding 74% of VGG-16's parameters" || bad "vgg16 fc6 share"
+# theoretical receptive fields by hand (r += (k - 1) * jump, jump *= stride):
+# VGG-16: 3, 5, pool1 6 (jump 2), 10, 14, pool2 16 (4), 24, 32, 40, pool3 44
+# (8), 60, 76, 92, pool4 100 (16), 132, 164, conv5_3 196, pool5 212 (32).
+# LeNet-5: c1 5, s2 6 (jump 2), c3 6 + 4 * 2 = 14.
+"$CNN" summary configs/vgg16.yaml >"$tmp/vgg" 2>&1
+awk '$1 == "conv5_3" && $(NF-1) == 196 { a = 1 } $1 == "pool5" && $(NF-1) == 212 { b = 1 }
+     END { exit !(a && b) }' "$tmp/vgg" \
+    && ok "VGG-16 receptive field: 196 at conv5_3, 212 at pool5" || bad "VGG-16 RF: $(grep -E 'conv5_3|pool5' "$tmp/vgg")"
+"$CNN" summary configs/lenet5-fashion.yaml | awk '$1 == "c3" && $(NF-1) == 14 && $NF == 2 { f = 1 } END { exit !f }' \
+    && ok "LeNet-5 c3 sees 14 pixels with jump 2" || bad "LeNet-5 RF"
+"$CNN" receptive-field configs/lenet5-fashion.yaml --layer c3 --samples 4 --out "$tmp/erf.png" >"$tmp/erf" 2>&1 \
+    && grep -q "theoretical receptive field: 14x14 pixels, jump 2x2" "$tmp/erf" \
+    && [ "$(od -An -tx1 -j1 -N3 "$tmp/erf.png" | tr -d ' ')" = 504e47 ] \
+    && ok "receptive-field prints the fields and writes a PNG" || bad "receptive-field: $(cat "$tmp/erf")"
+expect 2 "no layer named 'c33'; did you mean 'c3'?" "$CNN" receptive-field configs/lenet5-fashion.yaml --layer c33
 "$CNN" summary configs/lenet5-fashion.yaml >"$tmp/sum" 2>&1
 grep -q "total: 61706 parameters" "$tmp/sum" && ok "summary counts LeNet-5's 61706 parameters" \
     || bad "summary: $(cat "$tmp/sum")"
