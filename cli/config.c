@@ -2322,7 +2322,7 @@ static cnn_status read_file(const char *path, char **out, size_t *len, cnn_error
     size_t n = 0, cap = 0;
     cnn_status st = CNN_OK;
     if (!f) {
-        st = cnn_error_set(e, CNN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        st = cnn_error_set(e, CNN_ERR_IO, "cannot open the config: %s", strerror(errno));
         goto done;
     }
     for (;;) {
@@ -2341,7 +2341,7 @@ static cnn_status read_file(const char *path, char **out, size_t *len, cnn_error
         }
         if (got) continue;
         if (ferror(f)) {
-            st = cnn_error_set(e, CNN_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            st = cnn_error_set(e, CNN_ERR_IO, "cannot read the config: %s", strerror(errno));
             goto done;
         }
         break;

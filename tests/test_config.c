@@ -503,8 +503,8 @@ static void test_files(void)
     cnn_error e;
     const char *missing = fixture("no-such-config.yaml");
     CHECK(cnn_config_load(missing, NULL, 0, &cfg, &e) == CNN_ERR_IO);
-    CHECK_CONTAINS(e.msg, "cannot open '");
-    CHECK_CONTAINS(e.msg, "no-such-config.yaml': No such file or directory");
+    /* the path is in e.file, so the message does not repeat it */
+    CHECK_CONTAINS(e.msg, "cannot open the config: No such file or directory");
     CHECK(!strcmp(e.file, missing) && e.line == 0);
     CHECK(cfg.priv == NULL);
 
