@@ -2,7 +2,8 @@
  * Golden values for the spatial layers, computed by hand: each layer runs
  * as a one-layer network through the normal graph code, with its weights
  * and input set by hand, and its output is compared with values worked out
- * on paper (the working is in the comments). Also the shape and option
+ * on paper (the working is in the comments), dilated and grouped convs
+ * included. Also the shape and option
  * errors, which must name the layer.
  */
 #include <math.h>
@@ -240,6 +241,79 @@ static void test_conv_channels_bias(void)
              (cnn_shape){2, 2, 2}, want);
 }
 
+/* Dilation 2: a 3x3 kernel with weights 1..9 reads a 5x5 input holding
+ * 1..25 row by row at rows and columns 0, 2, 4 (extent 2*(3-1)+1 = 5), so
+ * the output is floor((5 - 5)/1) + 1 = 1 per axis:
+ *   1*1 + 2*3 + 3*5 + 4*11 + 5*13 + 6*15 + 7*21 + 8*23 + 9*25 = 777 */
+static void test_conv_dilation(void)
+{
+    float x[25];
+    for (int i = 0; i < 25; i++) x[i] = (float)(i + 1);
+    const float k[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const float want[1] = {777};
+    const char *kv[] = {"filters", "1", "kernel", "3", "dilation", "2", "bias", "false",
+                        NULL};
+    run_case("conv 3x3 dilation 2", "conv", kv, (cnn_shape){1, 5, 5}, 1, x, k, NULL,
+             (cnn_shape){1, 1, 1}, want);
+    /* pad same = 2*(3-1)/2 = 2 keeps 5x5; a single 1 at tap (0,0) reads
+     * x[oy-2][ox-2] (0 outside), at tap (2,2) x[oy+2][ox+2]. */
+    const float k00[9] = {1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const float k22[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    float want00[25], want22[25];
+    for (int oy = 0; oy < 5; oy++)
+        for (int ox = 0; ox < 5; ox++) {
+            want00[oy * 5 + ox] = oy >= 2 && ox >= 2 ? x[(oy - 2) * 5 + ox - 2] : 0;
+            want22[oy * 5 + ox] = oy < 3 && ox < 3 ? x[(oy + 2) * 5 + ox + 2] : 0;
+        }
+    const char *kvs[] = {"filters", "1", "kernel", "3", "dilation", "2", "pad", "same",
+                         "bias", "false", NULL};
+    run_case("conv dilation 2 pad same tap (0,0)", "conv", kvs, (cnn_shape){1, 5, 5}, 1,
+             x, k00, NULL, (cnn_shape){1, 5, 5}, want00);
+    run_case("conv dilation 2 pad same tap (2,2)", "conv", kvs, (cnn_shape){1, 5, 5}, 1,
+             x, k22, NULL, (cnn_shape){1, 5, 5}, want22);
+    /* Dilation [1, 2], a 1x2 kernel [1 10] over 1 2 3 4 / 5 6 7 8: taps at
+     * columns j and j+2, width 4 - 2 = 2: 1+30 = 31, 2+40 = 42 / 5+70 = 75,
+     * 6+80 = 86. */
+    const float x8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const float k12[2] = {1, 10};
+    const float want12[4] = {31, 42, 75, 86};
+    const char *kv12[] = {"filters", "1", "kernel", "[1, 2]", "dilation", "[1, 2]",
+                          "bias", "false", NULL};
+    run_case("conv 1x2 dilation [1, 2]", "conv", kv12, (cnn_shape){1, 2, 4}, 1, x8, k12,
+             NULL, (cnn_shape){1, 2, 2}, want12);
+}
+
+/* groups 2 on channels a = 1..9 and b = the squares 1 4 9 / 16 25 36 / 49
+ * 64 81, two 2x2 filters with bias: filter 0 sees only a, filter 1 only b.
+ *   filter 0 = [1 0; 0 1] + 0.5: a[i][j] + a[i+1][j+1] + .5: 6.5 8.5 / 12.5 14.5
+ *   filter 1 = [0 1; -1 0] - 1: b[i][j+1] - b[i+1][j] - 1: 4-16-1 = -13,
+ *     9-25-1 = -17 / 25-49-1 = -25, 36-64-1 = -29
+ * and each half is what a 1-channel conv of its own channel gives. */
+static void test_conv_groups(void)
+{
+    const float x[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 4, 9, 16, 25, 36, 49, 64, 81};
+    const float w[8] = {1, 0, 0, 1, 0, 1, -1, 0};
+    const float b[2] = {0.5f, -1};
+    const float want[8] = {6.5f, 8.5f, 12.5f, 14.5f, -13, -17, -25, -29};
+    const char *kv[] = {"filters", "2", "kernel", "2", "groups", "2", NULL};
+    run_case("conv groups 2", "conv", kv, (cnn_shape){2, 3, 3}, 1, x, w, b,
+             (cnn_shape){2, 2, 2}, want);
+    const char *kv1[] = {"filters", "1", "kernel", "2", NULL};
+    run_case("conv group 0 alone", "conv", kv1, (cnn_shape){1, 3, 3}, 1, x, w, b,
+             (cnn_shape){1, 2, 2}, want);
+    run_case("conv group 1 alone", "conv", kv1, (cnn_shape){1, 3, 3}, 1, x + 9, w + 4,
+             b + 1, (cnn_shape){1, 2, 2}, want + 4);
+    /* Depthwise 1x1 (groups = channels = filters): each channel scaled by
+     * its own weight, 2 and -3. */
+    const float wd[2] = {2, -3};
+    float wantd[18];
+    for (int i = 0; i < 18; i++) wantd[i] = x[i] * wd[i / 9];
+    const char *kvd[] = {"filters", "2", "kernel", "1", "groups", "2", "bias", "false",
+                         NULL};
+    run_case("conv depthwise 1x1", "conv", kvd, (cnn_shape){2, 3, 3}, 1, x, wd, NULL,
+             (cnn_shape){2, 3, 3}, wantd);
+}
+
 /* Pools over
  *   1 3 2 4
  *   5 0 8 6
@@ -385,6 +459,41 @@ static void test_declarations(void)
         CHECK_MSG(!strcmp(buf, "5x5 s1 p2 zero nobias"), "describe: \"%s\"", buf);
         cnn_net_free(net);
     }
+    /* groups 4 and dilation 2: weight [8][4/4][3][3], fan_in 1*3*3, MACs
+     * divided by the groups, pad same = 2, the window spans 5x5. */
+    const char *kv5[] = {"filters", "8", "kernel", "3", "dilation", "2", "groups", "4",
+                         "pad", "same", NULL};
+    net = build("conv", kv5, (cnn_shape){4, 10, 10}, 1, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (net) {
+        cnn_layer *l = cnn_net_output(net);
+        CHECK(l->out.c == 8 && l->out.h == 10 && l->out.w == 10);
+        CHECK(l->params[0].dims[0] == 8 && l->params[0].dims[1] == 1 &&
+              l->params[0].dims[2] == 3 && l->params[0].dims[3] == 3);
+        CHECK(l->params[0].size == 72);
+        CHECK(l->params[0].fan_in == 9 && l->params[0].fan_out == 72);
+        CHECK(l->macs == (size_t)8 * 10 * 10 * 9);
+        CHECK(l->rf_kernel[0] == 5 && l->rf_kernel[1] == 5);
+        char buf[64];
+        l->kind->describe(l, buf, sizeof buf);
+        CHECK_MSG(!strcmp(buf, "3x3 s1 p2 d2 g4 zero"), "describe: \"%s\"", buf);
+        cnn_net_free(net);
+    }
+    /* Dilation [2, 3] on a 3x2 kernel: (15 + 0 - 5)/1 + 1 = 11 rows,
+     * (12 + 2 - 4)/2 + 1 = 6 columns. */
+    const char *kv6[] = {"filters", "2", "kernel", "[3, 2]", "dilation", "[2, 3]",
+                         "stride", "[1, 2]", "pad", "[0, 1]", NULL};
+    net = build("conv", kv6, (cnn_shape){1, 15, 12}, 1, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (net) {
+        cnn_layer *l = cnn_net_output(net);
+        CHECK(l->out.c == 2 && l->out.h == 11 && l->out.w == 6);
+        CHECK(l->rf_kernel[0] == 5 && l->rf_kernel[1] == 4);
+        char buf[64];
+        l->kind->describe(l, buf, sizeof buf);
+        CHECK_MSG(!strcmp(buf, "3x2 s1x2 p0x1 d2x3 zero"), "describe: \"%s\"", buf);
+        cnn_net_free(net);
+    }
     const char *kv3[] = {"units", "10", NULL};
     net = build("dense", kv3, (cnn_shape){4, 3, 2}, 1, &e);
     CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
@@ -453,6 +562,31 @@ static void test_errors(void)
     expect_error("conv", mode, in, CNN_ERR_CONFIG, "zero, reflect");
     const char *zero[] = {"filters", "0", "kernel", "3", NULL};
     expect_error("conv", zero, in, CNN_ERR_CONFIG, "filters");
+    const char *grp_c[] = {"filters", "4", "kernel", "3", "groups", "2", NULL};
+    expect_error("conv", grp_c, in, CNN_ERR_CONFIG,
+                 "layer 'L' (conv): in_channels 3 is not divisible by groups 2");
+    const char *grp_f[] = {"filters", "4", "kernel", "1", "groups", "3", NULL};
+    expect_error("conv", grp_f, (cnn_shape){6, 4, 4}, CNN_ERR_CONFIG, "'L'");
+    expect_error("conv", grp_f, (cnn_shape){6, 4, 4}, CNN_ERR_CONFIG,
+                 "filters 4 is not divisible by groups 3");
+    const char *grp0[] = {"filters", "3", "kernel", "3", "groups", "0", NULL};
+    expect_error("conv", grp0, in, CNN_ERR_CONFIG, "groups");
+    const char *dil0[] = {"filters", "3", "kernel", "3", "dilation", "0", NULL};
+    expect_error("conv", dil0, in, CNN_ERR_CONFIG, "dilation");
+    /* A 3x3 kernel with dilation 2 spans 5x5: too large for 4x4 unpadded,
+     * and with pad [1, 0] for the width. */
+    const char *dil_big[] = {"filters", "2", "kernel", "3", "dilation", "2", NULL};
+    expect_error("conv", dil_big, in, CNN_ERR_SHAPE, "'L'");
+    expect_error("conv", dil_big, in, CNN_ERR_SHAPE,
+                 "a 3x3 kernel with dilation 2x2 spans 5x5, which with pad 0x0 does "
+                 "not fit its input 3x4x4");
+    const char *dil_w[] = {"filters", "2", "kernel", "3", "dilation", "2", "pad",
+                           "[1, 0]", NULL};
+    expect_error("conv", dil_w, in, CNN_ERR_SHAPE, "with pad 1x0 does not fit");
+    /* Reflect padding keeps its limit: pad 4 on 4 rows. */
+    const char *dil_refl[] = {"filters", "2", "kernel", "3", "dilation", "4", "pad",
+                              "same", "padding_mode", "reflect", NULL};
+    expect_error("conv", dil_refl, in, CNN_ERR_SHAPE, "reflect padding 4x4");
     const char *nounits[] = {"bias", "false", NULL};
     expect_error("dense", nounits, in, CNN_ERR_CONFIG, "units");
     const char *pool_big[] = {"size", "5", NULL};
@@ -472,6 +606,8 @@ int main(void)
     test_conv_reflect();
     test_conv_nonsquare();
     test_conv_channels_bias();
+    test_conv_dilation();
+    test_conv_groups();
     test_maxpool();
     test_avgpool();
     test_globalavgpool();

@@ -11,7 +11,8 @@
  * compares every value tightly where the finite differences would be slow.
  * Shapes large enough for conv to share them between threads run on one
  * and on two threads: both must match the reference, each other, and a
- * second run on two threads exactly.
+ * second run on two threads exactly. Grouped and dilated convs go through
+ * all of these too.
  */
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +72,32 @@ static void test_conv_grad(void)
          "padding_mode", "reflect");
     GRAD("conv", ((cnn_shape){4, 17, 16}), &b1, "filters", "2", "kernel", "3", "pad", "1");
     GRAD("conv", ((cnn_shape){5, 16, 16}), &b1, "filters", "3", "kernel", "1");
+    /* Groups: 2, depthwise (groups = channels, 2 filters each), and a
+     * pointwise 1x1 in groups. */
+    GRAD("conv", ((cnn_shape){4, 5, 5}), &b3, "filters", "6", "kernel", "3", "pad", "1",
+         "groups", "2");
+    GRAD("conv", ((cnn_shape){3, 6, 6}), NULL, "filters", "6", "kernel", "3", "pad", "1",
+         "groups", "3");
+    GRAD("conv", ((cnn_shape){4, 16, 16}), &b1, "filters", "6", "kernel", "1", "groups",
+         "2");
+    /* Dilation 2 with padding (zero and reflect, and pad same), and a
+     * non-square [1, 2]. */
+    GRAD("conv", ((cnn_shape){2, 7, 7}), NULL, "filters", "2", "kernel", "3", "dilation",
+         "2", "pad", "1");
+    GRAD("conv", ((cnn_shape){2, 6, 7}), NULL, "filters", "2", "kernel", "3", "dilation",
+         "2", "pad", "same", "padding_mode", "reflect");
+    GRAD("conv", ((cnn_shape){2, 6, 9}), NULL, "filters", "3", "kernel", "3", "dilation",
+         "[1, 2]", "pad", "[1, 1]");
+    /* A first layer that would take the direct plan without them. */
+    GRAD("conv", ((cnn_shape){1, 40, 40}), &b3, "filters", "2", "kernel", "3", "pad", "2",
+         "dilation", "2");
+    GRAD("conv", ((cnn_shape){2, 20, 20}), &b3, "filters", "2", "kernel", "3", "groups",
+         "2");
+    /* Groups, dilation and stride together. */
+    GRAD("conv", ((cnn_shape){4, 9, 8}), &b3, "filters", "6", "kernel", "3", "stride", "2",
+         "dilation", "2", "groups", "2", "pad", "1");
+    GRAD("conv", ((cnn_shape){4, 11, 10}), &b1, "filters", "4", "kernel", "[3, 2]",
+         "stride", "[2, 1]", "dilation", "[2, 3]", "groups", "4", "pad", "[1, 2]");
 }
 
 static void test_other_grads(void)
@@ -95,7 +122,13 @@ static void test_other_grads(void)
 typedef struct ref_conv {
     size_t c, h, w, f, kh, kw, sh, sw, ph, pw, oh, ow;
     int reflect;
+    size_t groups, dh, dw;   /* 0: 1 */
 } ref_conv;
+
+static size_t or_one(size_t v)
+{
+    return v ? v : 1;
+}
 
 /* Index into the input for padded position i of an axis of size n; -1 for
  * a zero. */
@@ -113,8 +146,10 @@ static void ref_run(const ref_conv *r, size_t n, const float *x, const float *w,
                     double *dw, double *db)
 {
     size_t ysize = n * r->f * r->oh * r->ow;
+    const size_t groups = or_one(r->groups), dh = or_one(r->dh), dil_w = or_one(r->dw);
+    const size_t cg = r->c / groups, fg = r->f / groups;
     memset(dx, 0, n * r->c * r->h * r->w * sizeof *dx);
-    memset(dw, 0, r->f * r->c * r->kh * r->kw * sizeof *dw);
+    memset(dw, 0, r->f * cg * r->kh * r->kw * sizeof *dw);
     memset(db, 0, r->f * sizeof *db);
     for (size_t i = 0; i < ysize; i++) y[i] = 0;
     for (size_t s = 0; s < n; s++)
@@ -124,17 +159,20 @@ static void ref_run(const ref_conv *r, size_t n, const float *x, const float *w,
                     size_t yi = ((s * r->f + f) * r->oh + oy) * r->ow + ox;
                     double acc = b ? b[f] : 0.0;
                     db[f] += dy[yi];
-                    for (size_t c = 0; c < r->c; c++)
+                    /* Filter f sees channels c0..c0+cg-1 of its group. */
+                    const size_t c0 = f / fg * cg;
+                    for (size_t c = c0; c < c0 + cg; c++)
                         for (size_t ky = 0; ky < r->kh; ky++)
                             for (size_t kx = 0; kx < r->kw; kx++) {
-                                long iy = ref_index((long)(oy * r->sh + ky) - (long)r->ph,
-                                                    (long)r->h, r->reflect);
-                                long ix = ref_index((long)(ox * r->sw + kx) - (long)r->pw,
-                                                    (long)r->w, r->reflect);
+                                long iy = ref_index((long)(oy * r->sh + ky * dh) -
+                                                    (long)r->ph, (long)r->h, r->reflect);
+                                long ix = ref_index((long)(ox * r->sw + kx * dil_w) -
+                                                    (long)r->pw, (long)r->w, r->reflect);
                                 if (iy < 0 || ix < 0) continue;
                                 size_t xi = ((s * r->c + c) * r->h + (size_t)iy) * r->w
                                             + (size_t)ix;
-                                size_t wi = ((f * r->c + c) * r->kh + ky) * r->kw + kx;
+                                size_t wi = ((f * cg + c - c0) * r->kh + ky) * r->kw
+                                            + kx;
                                 acc += (double)w[wi] * x[xi];
                                 dw[wi] += (double)dy[yi] * x[xi];
                                 dx[xi] += (double)dy[yi] * w[wi];
@@ -191,9 +229,9 @@ static float *copy_of(const float *v, size_t n)
 static int conv_pass_run(ref_conv *r, size_t max_batch, size_t n, int bias, int threads,
                          conv_pass *out)
 {
-    char opt[8][32];
+    char opt[10][32];
     const char *lst[4][2];
-    cnn_opt items[8];
+    cnn_opt items[10];
     memset(items, 0, sizeof items);
     memset(out, 0, sizeof *out);
     size_t no = 0;
@@ -216,6 +254,13 @@ static int conv_pass_run(ref_conv *r, size_t max_batch, size_t n, int bias, int 
     items[no++] = (cnn_opt){.key = "pad", .items = lst[2], .nitems = 2};
     items[no++] = (cnn_opt){.key = "padding_mode", .text = r->reflect ? "reflect" : "zero"};
     items[no++] = (cnn_opt){.key = "bias", .text = bias ? "true" : "false"};
+    snprintf(opt[7], 32, "%zu", or_one(r->dh));
+    snprintf(opt[8], 32, "%zu", or_one(r->dw));
+    lst[3][0] = opt[7];
+    lst[3][1] = opt[8];
+    items[no++] = (cnn_opt){.key = "dilation", .items = lst[3], .nitems = 2};
+    snprintf(opt[9], 32, "%zu", or_one(r->groups));
+    items[no++] = (cnn_opt){.key = "groups", .text = opt[9]};
     cnn_layer_spec spec = {0};
     spec.kind = "conv";
     spec.opts.items = items;
@@ -340,6 +385,30 @@ static void test_conv_reference(void)
                    2, 1);
     reference_case("direct 1x1 16 wide", (ref_conv){.c = 2, .h = 5, .w = 16, .f = 8,
                    .kh = 1, .kw = 1, .sh = 1, .sw = 1}, 3, 1);
+    /* Groups and dilation in every plan: grouped images (columns kept, and
+     * too wide to keep, reflect), image by image, chunks with stride,
+     * pointwise, and shapes that would take the direct plan without them. */
+    reference_case("grouped g2 d2", (ref_conv){.c = 4, .h = 9, .w = 9, .f = 6, .kh = 3,
+                   .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 2, .groups = 2, .dh = 2,
+                   .dw = 2}, 5, 1);
+    reference_case("grouped depthwise 5x5 reflect d[2,1]", (ref_conv){.c = 16, .h = 14,
+                   .w = 14, .f = 16, .kh = 5, .kw = 5, .sh = 1, .sw = 1, .ph = 3, .pw = 2,
+                   .reflect = 1, .groups = 16, .dh = 2, .dw = 1}, 3, 1);
+    reference_case("image g4 d[1,2]", (ref_conv){.c = 8, .h = 18, .w = 20, .f = 4,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 2, .groups = 4,
+                   .dh = 1, .dw = 2}, 3, 1);
+    reference_case("chunks g2 d3 s2", (ref_conv){.c = 4, .h = 150, .w = 139, .f = 6,
+                   .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 3, .groups = 2,
+                   .dh = 3, .dw = 3}, 2, 0);
+    reference_case("pointwise g2", (ref_conv){.c = 6, .h = 16, .w = 16, .f = 4, .kh = 1,
+                   .kw = 1, .sh = 1, .sw = 1, .groups = 2}, 2, 1);
+    reference_case("grouped 1x1 g3", (ref_conv){.c = 6, .h = 7, .w = 5, .f = 9, .kh = 1,
+                   .kw = 1, .sh = 1, .sw = 1, .groups = 3}, 3, 1);
+    reference_case("not direct: d2", (ref_conv){.c = 1, .h = 28, .w = 28, .f = 6, .kh = 3,
+                   .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 2, .dh = 2, .dw = 2}, 3, 1);
+    reference_case("not direct: g3", (ref_conv){.c = 3, .h = 32, .w = 32, .f = 6, .kh = 3,
+                   .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1,
+                   .groups = 3}, 2, 1);
     cnn_set_threads(threads);
 }
 
@@ -423,6 +492,17 @@ static void test_conv_threads(void)
     threads_case("threads direct reflect", (ref_conv){.c = 3, .h = 32, .w = 32, .f = 16,
                  .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .reflect = 1},
                  4, 4, -1);
+    /* Groups and dilation: grouped images, image by image, and the chunks
+     * of a batch of one. */
+    threads_case("threads grouped g4 d2", (ref_conv){.c = 16, .h = 10, .w = 10, .f = 48,
+                 .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 2, .groups = 4,
+                 .dh = 2, .dw = 2}, 7, 7, 1);
+    threads_case("threads image g2 d[2,1]", (ref_conv){.c = 4, .h = 18, .w = 18, .f = 48,
+                 .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 1, .groups = 2,
+                 .dh = 2, .dw = 1}, 5, 5, -1);
+    threads_case("threads batch 1 depthwise d2", (ref_conv){.c = 16, .h = 48, .w = 48,
+                 .f = 64, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 2,
+                 .groups = 16, .dh = 2, .dw = 2}, 1, 1, 0);
     cnn_set_threads(threads);
 }
 
@@ -459,7 +539,7 @@ static void test_conv_no_dx(void)
 static void check_accumulates(const char *kind, const cnn_opt *opts, size_t nopts,
                               cnn_shape in)
 {
-    cnn_opt items[4];
+    cnn_opt items[8];
     if (nopts)
         memcpy(items, opts, nopts * sizeof *items);
     cnn_layer_spec spec = {.kind = kind, .opts = {.items = items, .n = nopts}};
@@ -504,6 +584,11 @@ static void test_accumulation(void)
     check_accumulates("conv", conv, 3, (cnn_shape){2, 5, 5});
     check_accumulates("conv", conv, 3, (cnn_shape){1, 67, 65});
     check_accumulates("conv", conv1, 2, (cnn_shape){2, 64, 64});
+    const cnn_opt convgd[] = {{.key = "filters", .text = "4"},
+                              {.key = "kernel", .text = "3"}, {.key = "pad", .text = "2"},
+                              {.key = "dilation", .text = "2"},
+                              {.key = "groups", .text = "2"}};
+    check_accumulates("conv", convgd, 5, (cnn_shape){2, 6, 6});
     check_accumulates("dense", dense, 1, (cnn_shape){2, 3, 3});
     check_accumulates("flatten", NULL, 0, (cnn_shape){2, 3, 3});
     check_accumulates("maxpool", NULL, 0, (cnn_shape){2, 4, 4});

@@ -4,24 +4,31 @@
  * directly; the batch is shared out between OpenMP threads.
  *
  * Options: filters (required), kernel (required; n or [h, w]), stride
- * (default 1), pad (default 0; n, [h, w] or `same` = kernel/2 per axis, odd
- * kernels only), padding_mode (zero | reflect, default zero; reflect mirrors
- * without repeating the edge, as PyTorch's 'reflect', and needs pad < input
- * size), bias (default true), init (he | glorot, default he).
+ * (default 1), pad (default 0; n, [h, w] or `same` = dilation*(kernel-1)/2
+ * per axis, odd kernels only), dilation (default 1; n or [h, w]: the taps
+ * are that far apart, a kernel spans dilation*(kernel-1)+1 inputs), groups
+ * (default 1; must divide in_c and filters: filter f sees only the in_c/groups
+ * input channels of its group, f / (filters/groups)), padding_mode (zero |
+ * reflect, default zero; reflect mirrors without repeating the edge, as
+ * PyTorch's 'reflect', and needs pad < input size), bias (default true), init
+ * (he | glorot, default he).
  *
- * Parameters: weight [filters][in_c][kh][kw], bias [filters].
+ * Parameters: weight [filters][in_c/groups][kh][kw], bias [filters].
  *
  * An image's column matrix has K = in_c*kh*kw rows and P = OH*OW columns,
- * one per output position. A padded layer first copies each image into
+ * one per output position. Its rows go channel by channel, so group g's
+ * rows are the contiguous block [g*Kg, (g+1)*Kg), Kg = K/groups, and every
+ * GEMM below runs once per group on that block, the group's Fg =
+ * filters/groups rows of the weights and of the output. A padded layer first copies each image into
  * padded scratch planes (zero or reflect), so im2col is a plain strided copy
  * with no bounds checks; backward adds the columns' gradient into padded
  * planes and folds them back. Infer picks one of four plans:
  *  - POINTWISE: a 1x1, stride 1, unpadded conv on images of at least
  *    CONV_IMAGE_MIN_P pixels (or a batch of one): the image is its own
- *    column matrix, one GEMM per image, no columns.
+ *    column matrix, one GEMM per image (per group), no columns.
  *  - DIRECT: a stride-1 conv of an input of at most CONV_DIRECT_MAX_C
- *    channels with at most CONV_DIRECT_MAX_K taps (a first layer: LeNet's,
- *    a CIFAR net's): forward and the weight gradient are register-tiled
+ *    channels with at most CONV_DIRECT_MAX_K taps, one group and no
+ *    dilation (a first layer: LeNet's, a CIFAR net's): forward and the weight gradient are register-tiled
  *    loops over the padded image, no columns, where OpenBLAS does badly on
  *    GEMMs this thin (6 x 784 x 25). The input gradient, when wanted, takes
  *    the IMAGE route.
@@ -114,12 +121,16 @@ typedef struct conv_settings {
     /* from the options */
     size_t filters;
     size_t kh, kw, sh, sw, ph, pw;
+    size_t dh, dw;   /* dilation: the distance between taps */
+    size_t groups;
     int pad_same, reflect, bias, init;
     /* from infer */
     size_t c, h, w, oh, ow;
     size_t hp, wp;   /* the planes im2col reads: padded (h+2ph, w+2pw) or h, w */
     int padded;      /* ph or pw > 0: images are copied into padded planes */
     size_t k;        /* c*kh*kw: rows of the column matrix */
+    size_t kg, fg;   /* k/groups, filters/groups: one group's rows and filters;
+                        the weights are [filters][kg] */
     size_t p;        /* oh*ow: output positions per image */
     int plan;        /* CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE or CONV_GROUPED */
     size_t cols;     /* IMAGE, DIRECT: columns per chunk; GROUPED: group * p */
@@ -143,7 +154,7 @@ static cnn_status conv_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     static const char *const modes[] = {"zero", "reflect"};
     static const char *const inits[] = {"he", "glorot"};
     static const char *const same[] = {"same"};
-    long filters, kernel[2], stride[2], pad[2] = {0, 0};
+    long filters, kernel[2], stride[2], pad[2] = {0, 0}, dilation[2], groups;
     int mode, init, idx;
     cnn_status st;
 
@@ -152,6 +163,10 @@ static cnn_status conv_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     if ((st = cnn_opts_pair(o, "kernel", 0, 1, CONV_MAX_SIZE, kernel, e)))
         return st;
     if ((st = cnn_opts_pair(o, "stride", 1, 1, CONV_MAX_SIZE, stride, e)))
+        return st;
+    if ((st = cnn_opts_pair(o, "dilation", 1, 1, CONV_MAX_SIZE, dilation, e)))
+        return st;
+    if ((st = cnn_opts_int(o, "groups", 1, 1, CONV_MAX_SIZE, &groups, e)))
         return st;
     const cnn_opt *padopt = cnn_opts_find(o, "pad");
     long dummy;
@@ -186,8 +201,13 @@ static cnn_status conv_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
             return cnn_error_at(e, CNN_ERR_CONFIG, padopt->line, padopt->col,
                                 "%s: pad \"same\" needs an odd kernel, got %ldx%ld",
                                 context(l, o), kernel[0], kernel[1]);
-        pad[0] = kernel[0] / 2;
-        pad[1] = kernel[1] / 2;
+        pad[0] = dilation[0] * (kernel[0] - 1) / 2;
+        pad[1] = dilation[1] * (kernel[1] - 1) / 2;
+    }
+    if (filters % groups) {
+        const cnn_opt *g = cnn_opts_find(o, "groups");
+        return cnn_error_at(e, CNN_ERR_CONFIG, g->line, g->col, "%s: filters %ld is "
+                            "not divisible by groups %ld", context(l, o), filters, groups);
     }
     s->filters = (size_t)filters;
     s->kh = (size_t)kernel[0];
@@ -196,6 +216,9 @@ static cnn_status conv_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
     s->sw = (size_t)stride[1];
     s->ph = (size_t)pad[0];
     s->pw = (size_t)pad[1];
+    s->dh = (size_t)dilation[0];
+    s->dw = (size_t)dilation[1];
+    s->groups = (size_t)groups;
     s->reflect = mode == 1;
     s->init = init;
     return CNN_OK;
@@ -210,7 +233,18 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
 {
     conv_settings *s = l->settings;
     cnn_shape in = l->in[0];
-    if (in.h + 2 * s->ph < s->kh || in.w + 2 * s->pw < s->kw)
+    /* The extent of a dilated kernel: d*(k-1)+1 inputs. */
+    const size_t eh = s->dh * (s->kh - 1) + 1, ew = s->dw * (s->kw - 1) + 1;
+    if (in.c % s->groups)
+        return cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (conv): in_channels %zu "
+                             "is not divisible by groups %zu", l->name, in.c, s->groups);
+    if ((eh != s->kh || ew != s->kw) && (in.h + 2 * s->ph < eh || in.w + 2 * s->pw < ew))
+        return cnn_error_set(e, CNN_ERR_SHAPE,
+                             "layer '%s' (conv): a %zux%zu kernel with dilation %zux%zu "
+                             "spans %zux%zu, which with pad %zux%zu does not fit its "
+                             "input %zux%zux%zu (c x h x w)", l->name, s->kh, s->kw,
+                             s->dh, s->dw, eh, ew, s->ph, s->pw, in.c, in.h, in.w);
+    if (in.h + 2 * s->ph < eh || in.w + 2 * s->pw < ew)
         return cnn_error_set(e, CNN_ERR_SHAPE,
                              "layer '%s' (conv): a %zux%zu kernel with pad %zux%zu "
                              "does not fit its input %zux%zux%zu (c x h x w)", l->name,
@@ -226,9 +260,11 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     s->hp = in.h + 2 * s->ph;
     s->wp = in.w + 2 * s->pw;
     s->padded = s->ph > 0 || s->pw > 0;
-    s->oh = (in.h + 2 * s->ph - s->kh) / s->sh + 1;
-    s->ow = (in.w + 2 * s->pw - s->kw) / s->sw + 1;
+    s->oh = (in.h + 2 * s->ph - eh) / s->sh + 1;
+    s->ow = (in.w + 2 * s->pw - ew) / s->sw + 1;
     s->k = in.c * s->kh * s->kw;
+    s->kg = s->k / s->groups;
+    s->fg = s->filters / s->groups;
     s->p = s->oh * s->ow;
     if (s->k > INT_MAX || s->p > INT_MAX || s->hp * s->wp > INT_MAX)
         return cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (conv): input %zux%zux%zu "
@@ -248,7 +284,7 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     int direct = 0;
 #ifdef CONV_VECTORS
     direct = s->c <= CONV_DIRECT_MAX_C && s->k <= CONV_DIRECT_MAX_K && s->sh == 1 &&
-             s->sw == 1;
+             s->sw == 1 && s->groups == 1 && eh == s->kh && ew == s->kw;
 #endif
     /* Images per group: as many as fit the target, but no more than a
      * thread's share of a full batch, so that every thread gets work. */
@@ -285,24 +321,24 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     s->off_dxp = at;
     at += planes ? plane : 0;
     s->off_dw = at;
-    at += s->threads > 1 ? align_up(s->filters * s->k) : 0;
+    at += s->threads > 1 ? align_up(s->filters * s->kg) : 0;
     s->off_db = at;
     at += s->threads > 1 && s->bias ? align_up(s->filters) : 0;
     s->scratch = at;
     l->work_size = s->threads * s->scratch;
 
     l->out = (cnn_shape){s->filters, s->oh, s->ow};
-    size_t wdims[4] = {s->filters, in.c, s->kh, s->kw};
-    size_t fan_in = s->k, fan_out = s->filters * s->kh * s->kw;
+    size_t wdims[4] = {s->filters, in.c / s->groups, s->kh, s->kw};
+    size_t fan_in = s->kg, fan_out = s->filters * s->kh * s->kw;
     cnn_init init = s->init ? CNN_INIT_GLOROT : CNN_INIT_HE;
     l->nparams = 0;
     cnn_layer_param(l, "weight", 4, wdims, init, fan_in, fan_out, 1, 1);
     if (s->bias)
         cnn_layer_param(l, "bias", 1, &s->filters, CNN_INIT_ZERO, fan_in, fan_out, 1, 0);
     l->saved_per_sample = s->cache ? s->k * s->p : 0;   /* [K][P] columns */
-    l->macs = s->filters * s->p * s->k;
-    l->rf_kernel[0] = s->kh;
-    l->rf_kernel[1] = s->kw;
+    l->macs = s->filters * s->p * s->kg;
+    l->rf_kernel[0] = eh;
+    l->rf_kernel[1] = ew;
     l->rf_stride[0] = s->sh;
     l->rf_stride[1] = s->sw;
     return CNN_OK;
@@ -393,7 +429,7 @@ static void im2col(const conv_settings *s, const float *src, size_t p0, size_t n
     for (size_t ci = 0; ci < s->c; ci++)
         for (size_t ki = 0; ki < s->kh; ki++)
             for (size_t kj = 0; kj < s->kw; kj++, dst += ld) {
-                const float *base = src + (ci * s->hp + ki) * Wp + kj;
+                const float *base = src + (ci * s->hp + ki * s->dh) * Wp + kj * s->dw;
                 size_t oy = oy0, ox = ox0;
                 for (size_t j = 0; j < n; oy++, ox = 0) {
                     size_t seg = OW - ox < n - j ? OW - ox : n - j;
@@ -419,7 +455,7 @@ static void col2im(const conv_settings *s, const float *col, size_t p0, size_t n
     for (size_t ci = 0; ci < s->c; ci++)
         for (size_t ki = 0; ki < s->kh; ki++)
             for (size_t kj = 0; kj < s->kw; kj++, src += ld) {
-                float *base = dst + (ci * s->hp + ki) * Wp + kj;
+                float *base = dst + (ci * s->hp + ki * s->dh) * Wp + kj * s->dw;
                 size_t oy = oy0, ox = ox0;
                 for (size_t j = 0; j < n; oy++, ox = 0) {
                     size_t seg = OW - ox < n - j ? OW - ox : n - j;
@@ -464,6 +500,37 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t m, size_t n, siz
 {
     cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
                 (int)ldb, beta, c, (int)ldc);
+}
+
+/* The three products of a conv, group by group (see the top of the file):
+ * out [F][n] (stride ldo) += w [F][Kg] * col [K][n] (stride ldc). */
+static void gemm_forward(const conv_settings *s, const float *w, const float *col,
+                         size_t ldc, size_t n, float *out, size_t ldo)
+{
+    const size_t fg = s->fg, kg = s->kg;
+    for (size_t g = 0; g < s->groups; g++)
+        gemm(CblasNoTrans, CblasNoTrans, fg, n, kg, w + g * fg * kg, kg,
+             col + g * kg * ldc, ldc, 1.0f, out + g * fg * ldo, ldo);
+}
+
+/* dw [F][Kg] += dy [F][n] (stride ldd) * col [K][n]^T (stride ldc). */
+static void gemm_dw(const conv_settings *s, const float *dy, size_t ldd,
+                    const float *col, size_t ldc, size_t n, float *dw)
+{
+    const size_t fg = s->fg, kg = s->kg;
+    for (size_t g = 0; g < s->groups; g++)
+        gemm(CblasNoTrans, CblasTrans, fg, kg, n, dy + g * fg * ldd, ldd,
+             col + g * kg * ldc, ldc, 1.0f, dw + g * fg * kg, kg);
+}
+
+/* dcol [K][n] (stride ldc) += w [F][Kg]^T * dy [F][n] (stride ldd). */
+static void gemm_dcol(const conv_settings *s, const float *w, const float *dy,
+                      size_t ldd, size_t n, float *dcol, size_t ldc)
+{
+    const size_t fg = s->fg, kg = s->kg;
+    for (size_t g = 0; g < s->groups; g++)
+        gemm(CblasTrans, CblasNoTrans, kg, n, fg, w + g * fg * kg, kg,
+             dy + g * fg * ldd, ldd, 1.0f, dcol + g * kg * ldc, ldc);
 }
 
 #ifdef CONV_VECTORS
@@ -631,7 +698,7 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
     const conv_settings *s = l->settings;
     const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
     const size_t CHW = s->c * s->h * s->w;
-    const float *w = l->params[0].data;                 /* [F][K] */
+    const float *w = l->params[0].data;                 /* [F][Kg] */
     const float *b = s->bias ? l->params[1].data : NULL; /* [F] */
     const float *x = l->x[0];                           /* [N][C][H][W] */
     float *y = l->y;                                    /* [N][F][OH][OW] */
@@ -658,7 +725,7 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
                 im2col(s, src, 0, P, gcol + i * P, ld);
             }
             fill_rows(tmp, F, ld, ld, b);
-            gemm(CblasNoTrans, CblasNoTrans, F, ld, K, w, K, gcol, ld, 1.0f, tmp, ld);
+            gemm_forward(s, w, gcol, ld, ld, tmp, ld);
             for (size_t i = 0; i < gn; i++)
                 for (size_t f = 0; f < F; f++)
                     memcpy(y + ((g0 + i) * F + f) * P, tmp + f * ld + i * P,
@@ -692,7 +759,7 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
         const float *src = x + n * CHW;
         fill_rows(yc, F, cn, P, b);
         if (s->plan == CONV_POINTWISE) {
-            gemm(CblasNoTrans, CblasNoTrans, F, P, K, w, K, src, P, 1.0f, yc, P);
+            gemm_forward(s, w, src, P, P, yc, P);
             continue;
         }
         float *ccol = col;                              /* [K][cn] */
@@ -707,7 +774,7 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
             src = xp;
         }
         im2col(s, src, p0, cn, ccol, ld);
-        gemm(CblasNoTrans, CblasNoTrans, F, cn, K, w, K, ccol, ld, 1.0f, yc, P);
+        gemm_forward(s, w, ccol, ld, cn, yc, P);
     }
 }
 
@@ -730,7 +797,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     const conv_settings *s = l->settings;
     const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
     const size_t CHW = s->c * s->h * s->w, planes = s->c * s->hp * s->wp;
-    const float *w = l->params[0].data;                 /* [F][K] */
+    const float *w = l->params[0].data;                 /* [F][Kg] */
     const float *x = l->x[0];                           /* [N][C][H][W] */
     const float *dy = l->dy;                            /* [N][F][OH][OW] */
     float *dx = l->dx[0];                               /* [N][C][H][W] or NULL */
@@ -739,11 +806,11 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     float *tmp = scratch + s->off_tmp;                  /* see conv_infer */
     float *xp = scratch + s->off_xp;                    /* [C][Hp][Wp] + slack */
     float *dxp = scratch + s->off_dxp;                  /* [C][Hp][Wp] */
-    float *dw = l->params[0].grad;                      /* [F][K] */
+    float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
     if (t > 0) {
         dw = scratch + s->off_dw;
-        memset(dw, 0, F * K * sizeof *dw);
+        memset(dw, 0, F * s->kg * sizeof *dw);
         if (db) {
             db = scratch + s->off_db;
             memset(db, 0, F * sizeof *db);
@@ -780,15 +847,14 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                     im2col(s, src, 0, P, col + i * P, ld);
                 }
             }
-            gemm(CblasNoTrans, CblasTrans, F, K, ld, tmp, ld, gcol, ld, 1.0f, dw, K);
+            gemm_dw(s, tmp, ld, gcol, ld, ld, dw);
             if (!dx) continue;
             /* The columns' gradient image by image, straight from dy: the
              * [K][P] block stays in cache between the GEMM and col2im. */
             for (size_t i = 0; i < gn; i++) {
                 float *dxn = dx + (g0 + i) * CHW;
                 memset(col, 0, K * P * sizeof *col);
-                gemm(CblasTrans, CblasNoTrans, K, P, F, w, K, dy + (g0 + i) * F * P, P,
-                     1.0f, col, P);
+                gemm_dcol(s, w, dy + (g0 + i) * F * P, P, P, col, P);
                 if (s->padded) {
                     memset(dxp, 0, planes * sizeof *dxp);
                     col2im(s, col, 0, P, P, dxp);
@@ -811,9 +877,9 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         if (db)
             for (size_t f = 0; f < F; f++) db[f] += (float)row_sum(dyn + f * P, P);
         if (s->plan == CONV_POINTWISE) {
-            gemm(CblasNoTrans, CblasTrans, F, K, P, dyn, P, xn, P, 1.0f, dw, K);
+            gemm_dw(s, dyn, P, xn, P, P, dw);
             if (dxn)
-                gemm(CblasTrans, CblasNoTrans, K, P, F, w, K, dyn, P, 1.0f, dxn, P);
+                gemm_dcol(s, w, dyn, P, P, dxn, P);
             continue;
         }
 #ifdef CONV_VECTORS
@@ -850,11 +916,11 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                 } else {
                     im2col(s, xn, p0, cn, col, cn);
                 }
-                gemm(CblasNoTrans, CblasTrans, F, K, cn, dyc, P, ccol, ld, 1.0f, dw, K);
+                gemm_dw(s, dyc, P, ccol, ld, cn, dw);
             }
             if (!dxn) continue;
             memset(col, 0, K * cn * sizeof *col);
-            gemm(CblasTrans, CblasNoTrans, K, cn, F, w, K, dyc, P, 1.0f, col, cn);
+            gemm_dcol(s, w, dyc, P, cn, col, cn);
             col2im(s, col, p0, cn, cn, grad);
         }
         if (dxn && s->padded)
@@ -865,16 +931,16 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
 static void conv_backward(cnn_layer *l)
 {
     const conv_settings *s = l->settings;
-    const size_t F = s->filters, K = s->k;
+    const size_t F = s->filters, KG = s->kg;
     size_t units = s->plan == CONV_GROUPED ? group_count(s, l->batch) : l->batch;
     size_t nt = conv_pieces(l, units);
     conv_run(backward_piece, l, nt);
     /* The partials of pieces 1.. in piece order. */
-    float *dw = l->params[0].grad;                      /* [F][K] */
+    float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
     for (size_t t = 1; t < nt; t++) {
         const float *part = l->work + t * s->scratch;
-        for (size_t i = 0; i < F * K; i++) dw[i] += part[s->off_dw + i];
+        for (size_t i = 0; i < F * KG; i++) dw[i] += part[s->off_dw + i];
         if (db)
             for (size_t f = 0; f < F; f++) db[f] += part[s->off_db + f];
     }
@@ -883,18 +949,22 @@ static void conv_backward(cnn_layer *l)
 static void conv_describe(const cnn_layer *l, char *buf, size_t n)
 {
     const conv_settings *s = l->settings;
-    char stride[48], pad[48];
+    char stride[48], pad[48], dil[48] = "", groups[32] = "";
     if (s->sh == s->sw) snprintf(stride, sizeof stride, "%zu", s->sh);
     else snprintf(stride, sizeof stride, "%zux%zu", s->sh, s->sw);
     if (s->ph == s->pw) snprintf(pad, sizeof pad, "%zu", s->ph);
     else snprintf(pad, sizeof pad, "%zux%zu", s->ph, s->pw);
-    snprintf(buf, n, "%zux%zu s%s p%s %s%s", s->kh, s->kw, stride, pad,
+    if (s->dh != s->dw) snprintf(dil, sizeof dil, " d%zux%zu", s->dh, s->dw);
+    else if (s->dh > 1) snprintf(dil, sizeof dil, " d%zu", s->dh);
+    if (s->groups > 1) snprintf(groups, sizeof groups, " g%zu", s->groups);
+    snprintf(buf, n, "%zux%zu s%s p%s%s%s %s%s", s->kh, s->kw, stride, pad, dil, groups,
              s->reflect ? "reflect" : "zero", s->bias ? "" : " nobias");
 }
 
 const cnn_layer_kind cnn_layer_conv = {
     .name = "conv",
-    .summary = "2-D convolution (filters, kernel, stride, pad, padding_mode, bias, init)",
+    .summary = "2-D convolution (filters, kernel, stride, pad, dilation, groups, "
+               "padding_mode, bias, init)",
     .settings_size = sizeof(conv_settings),
     .min_inputs = 1, .max_inputs = 1,
     .parse = conv_parse,
