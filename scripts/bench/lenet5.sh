@@ -11,7 +11,8 @@ cd "$(dirname "$0")/../.."
 images=${1:-30000}
 rounds=${2:-2}
 cnn=./build/cli/cnn
-[ -x $cnn ] || { echo "build first: meson setup build && ninja -C build" >&2; exit 1; }
+[ -d build ] || meson setup build >&2
+ninja -C build >&2 || exit 1
 /usr/bin/python3 -c 'import torch' 2>/dev/null \
     || { echo "needs PyTorch: apt-get install python3-torch" >&2; exit 1; }
 tmp=$(mktemp -d)
