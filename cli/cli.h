@@ -44,6 +44,16 @@ int cli_usage_error(const char *command, const char *fmt, ...)
  * missing (after printing the error). */
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
 
+/* The one positional argument of a command: argv[i] (not an option) goes
+ * into *slot if it is still empty. Returns 0, or prints the error (an
+ * unknown option, or an unexpected extra argument) and returns 2. */
+int cli_positional(char **argv, int i, const char **slot);
+
+/* Record a --set KEY=VALUE override in sets[*n] (at most max). Returns 0,
+ * or prints the error and returns 2. */
+int cli_add_set(const char *command, const char *value, const char **sets,
+                size_t *n, size_t max);
+
 /* Parse a positive integer option value; prints an error and returns -1
  * when invalid. */
 long cli_positive(const char *command, const char *name, const char *value);

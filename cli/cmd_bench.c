@@ -44,15 +44,9 @@ static int run(int argc, char **argv)
             if (r < 0 || (threads = cli_positive(argv[0], "--threads", v)) < 0)
                 return CLI_EXIT_USAGE;
         } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
-            if (r < 0) return CLI_EXIT_USAGE;
-            if (nsets == 64) return cli_usage_error(argv[0], "too many --set options");
-            sets[nsets++] = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!config) {
-            config = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+            if (r < 0 || cli_add_set(argv[0], v, sets, &nsets, 64)) return CLI_EXIT_USAGE;
+        } else if (cli_positional(argv, i, &config)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!config) return cli_usage_error(argv[0], "missing CONFIG");

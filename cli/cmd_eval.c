@@ -140,12 +140,8 @@ static int run(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || (threads = cli_positive(argv[0], "--threads", v)) < 0)
                 return CLI_EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!ckpt) {
-            ckpt = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        } else if (cli_positional(argv, i, &ckpt)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!ckpt) return cli_usage_error(argv[0], "missing CKPT");

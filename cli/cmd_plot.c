@@ -492,12 +492,8 @@ static int run(int argc, char **argv)
         if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
             if (r < 0) return CLI_EXIT_USAGE;
             out = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        } else if (cli_positional(argv, i, &dir)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!dir) return cli_usage_error(argv[0], "missing RUNDIR");

@@ -95,12 +95,8 @@ static int run(int argc, char **argv)
                 return CLI_EXIT_USAGE;
         } else if (cli_opt(argc, argv, &i, "--from-data", NULL)) {
             from_data = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        } else if (cli_positional(argv, i, &path)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!path) return cli_usage_error(argv[0], "missing CONFIG or CKPT");

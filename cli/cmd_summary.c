@@ -44,12 +44,8 @@ static int run(int argc, char **argv)
         if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
             if (r < 0 || (batch = cli_positive(argv[0], "--batch", v)) < 0)
                 return CLI_EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        } else if (cli_positional(argv, i, &path)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!path) return cli_usage_error(argv[0], "missing CONFIG or CKPT");

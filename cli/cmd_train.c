@@ -118,23 +118,16 @@ static int parse_args(int argc, char **argv, train_args *a)
             if (r < 0) return CLI_EXIT_USAGE;
             a->out = v;
         } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
-            if (r < 0) return CLI_EXIT_USAGE;
-            if (a->nsets == MAX_SETS) return cli_usage_error(argv[0], "too many --set options");
-            if (!strchr(v, '='))
-                return cli_usage_error(argv[0], "--set needs KEY=VALUE, got '%s'", v);
-            a->sets[a->nsets++] = v;
+            if (r < 0 || cli_add_set(argv[0], v, a->sets, &a->nsets, MAX_SETS))
+                return CLI_EXIT_USAGE;
         } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
             if (r < 0) return CLI_EXIT_USAGE;
             snprintf(a->seed_set, sizeof a->seed_set, "seed=%s", v);
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || (a->threads = cli_positive(argv[0], "--threads", v)) < 0)
                 return CLI_EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
-        } else if (!a->config) {
-            a->config = argv[i];
-        } else {
-            return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+        } else if (cli_positional(argv, i, &a->config)) {
+            return CLI_EXIT_USAGE;
         }
     }
     if (!a->config) return cli_usage_error(argv[0], "missing CONFIG");

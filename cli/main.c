@@ -127,6 +127,26 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
     return 1;
 }
 
+int cli_positional(char **argv, int i, const char **slot)
+{
+    if (argv[i][0] == '-' && argv[i][1])
+        return cli_usage_error(argv[0], "unknown option '%s'", argv[i]);
+    if (*slot)
+        return cli_usage_error(argv[0], "unexpected argument '%s'", argv[i]);
+    *slot = argv[i];
+    return 0;
+}
+
+int cli_add_set(const char *command, const char *value, const char **sets,
+                size_t *n, size_t max)
+{
+    if (*n == max) return cli_usage_error(command, "too many --set options");
+    if (!strchr(value, '='))
+        return cli_usage_error(command, "--set needs KEY=VALUE, got '%s'", value);
+    sets[(*n)++] = value;
+    return 0;
+}
+
 long cli_positive(const char *command, const char *name, const char *value)
 {
     char *end;

@@ -34,6 +34,13 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 double check_floats(const char *what, const float *got, const float *want,
                     size_t n, double tol);
 
+/* A fresh folder /tmp/cnn-test-TAG-XXXXXX for files a test writes: its
+ * path goes into dir (n bytes); returns 0, or -1 after printing why. */
+int test_make_dir(char *dir, size_t n, const char *tag);
+
+/* Remove that folder and the files in it (one level, as the tests make). */
+void test_remove_dir(const char *dir);
+
 int test_done(void);
 
 #endif

@@ -543,28 +543,9 @@ static void test_atomic_write(void)
 }
 
 /* Remove the test folder and what is in it. */
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *ent;
-    char p[512];
-    if (!d) return;
-    while ((ent = readdir(d))) {
-        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, ent->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/cnn-test-ckpt-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_make_dir(dir, sizeof dir, "ckpt")) return 1;
     test_round_trip();
     test_meta();
     test_truncated();
@@ -572,6 +553,6 @@ int main(void)
     test_bad_payload();
     test_not_checkpoint();
     test_atomic_write();
-    remove_dir();
+    test_remove_dir(dir);
     return test_done();
 }

@@ -10,7 +10,6 @@
 #include "harness.h"
 #include "dataset.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -419,33 +418,14 @@ static void test_fashion_mnist(void)
     }
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *ent;
-    char p[512];
-    if (!d) return;
-    while ((ent = readdir(d))) {
-        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, ent->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/cnn-test-idx-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_make_dir(dir, sizeof dir, "idx")) return 1;
     test_read();
     test_bad_files();
     test_stats();
     test_loader();
     test_fashion_mnist();
-    remove_dir();
+    test_remove_dir(dir);
     return test_done();
 }
