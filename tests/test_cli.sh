@@ -6,23 +6,7 @@
 set -u
 CNN=${1:?usage: test_cli.sh PATH/TO/cnn}
 FASHION=/usr/share/datasets/fashion-mnist
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); echo "ok: $1"; }
-bad()  { fail=$((fail + 1)); echo "FAIL: $1"; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# expect CODE SUBSTRING CMD...: CMD exits with CODE and its stderr contains SUBSTRING
-expect() {
-    local code=$1 sub=$2; shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$code" ] && grep -qF -- "$sub" "$tmp/err"; then
-        ok "$* -> $code"
-    else
-        bad "$* -> exit $got (want $code), stderr: $(head -c 400 "$tmp/err") (want '$sub')"
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # --- usage and help ---------------------------------------------------------
 "$CNN" --help | grep -q "train" && ok "--help lists commands" || bad "--help"
@@ -175,5 +159,4 @@ PY
         || bad "last.cnn changed by a failed run"
 fi
 
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli

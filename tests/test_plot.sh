@@ -6,23 +6,8 @@
 # Usage: test_plot.sh PATH/TO/cnn (run from the repository root).
 set -u
 CNN=${1:?usage: test_plot.sh PATH/TO/cnn}
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-# expect CODE SUBSTRING CMD...: CMD exits with CODE and its stderr contains SUBSTRING
-expect() {
-    local code=$1 sub=$2; shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$code" ] && grep -qF -- "$sub" "$tmp/err"; then
-        ok "$* -> $code"
-    else
-        bad "$* -> exit $got (want $code), stderr: $(head -c 400 "$tmp/err") (want '$sub')"
-    fi
-}
 
 # png_size FILE: "WIDTH HEIGHT" from the IHDR chunk (bytes 16-23, big-endian)
 png_size() {
@@ -91,5 +76,4 @@ expect 2 "missing RUNDIR" "$CNN" plot
 expect 2 "needs a value" "$CNN" plot "$tmp/run" --out
 "$CNN" help plot | grep -q -- "--out FILE" && ok "help plot documents --out" || bad "help plot"
 
-echo "plot: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish plot

@@ -5,11 +5,7 @@
 # must fall. Usage: test_zoo.sh PATH/TO/cnn (from the repository root).
 set -u
 CNN=${1:?usage: test_zoo.sh PATH/TO/cnn}
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
 
 for c in configs/*.yaml; do
     if "$CNN" bench "$c" --batch 1 --steps 1 --threads 2 >"$tmp/out" 2>"$tmp/err" \
@@ -31,5 +27,4 @@ for c in lenet5 lenet5-fashion resnet20; do
         && ok "$c trains: loss $first -> $last" || bad "$c: loss '$first' -> '$last' $(tail -2 "$tmp/err")"
 done
 
-echo "zoo: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish zoo
