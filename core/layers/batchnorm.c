@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "layer.h"
+#include "norm.h"
 #include "parallel.h"
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
@@ -67,57 +68,6 @@ static cnn_status bn_infer(cnn_layer *l, cnn_error *e)
     return CNN_OK;
 }
 
-/* Add sum(x - shift) and sum((x - shift)^2) over x[0..n) to *s1, *s2.
- * Eight float lanes let the compiler vectorise; rows are summed in double. */
-static void row_sums(const float *x, size_t n, float shift, double *s1,
-                     double *s2)
-{
-    float a[8] = {0}, b[8] = {0};
-    double t1 = 0, t2 = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            float d = x[i + j] - shift;
-            a[j] += d;
-            b[j] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = (double)x[i] - shift;
-        t1 += d;
-        t2 += d * d;
-    }
-    for (size_t j = 0; j < 8; j++) {
-        t1 += a[j];
-        t2 += b[j];
-    }
-    *s1 += t1;
-    *s2 += t2;
-}
-
-/* Add sum(dy) and sum(dy * (x - mean)) over [0..n) to *sdy, *sdyx. */
-static void row_dots(const float *dy, const float *x, size_t n, float mean,
-                     double *sdy, double *sdyx)
-{
-    float a[8] = {0}, b[8] = {0};
-    double t1 = 0, t2 = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            a[j] += dy[i + j];
-            b[j] += dy[i + j] * (x[i + j] - mean);
-        }
-    for (; i < n; i++) {
-        t1 += dy[i];
-        t2 += (double)dy[i] * ((double)x[i] - mean);
-    }
-    for (size_t j = 0; j < 8; j++) {
-        t1 += a[j];
-        t2 += b[j];
-    }
-    *sdy += t1;
-    *sdyx += t2;
-}
-
 static void bn_forward(cnn_layer *l)
 {
     const bn_settings *s = l->settings;
@@ -135,7 +85,7 @@ static void bn_forward(cnn_layer *l)
             const float shift = l->x[0][c * P];
             double s1 = 0, s2 = 0;
             for (size_t n = 0; n < N; n++)
-                row_sums(l->x[0] + n * S + c * P, P, shift, &s1, &s2);
+                cnn_norm_sums(l->x[0] + n * S + c * P, P, shift, &s1, &s2);
             double d = s1 / (double)M;
             double var = s2 / (double)M - d * d;
             if (var < 0)
@@ -186,7 +136,7 @@ static void bn_backward(cnn_layer *l)
         }
         double sdy = 0, sdyx = 0;
         for (size_t n = 0; n < N; n++)
-            row_dots(l->dy + n * S + c * P, l->x[0] + n * S + c * P, P, mean,
+            cnn_norm_dots(l->dy + n * S + c * P, l->x[0] + n * S + c * P, P, mean,
                      &sdy, &sdyx);
         if (dgamma)
             dgamma[c] += (float)(sdyx * inv);

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "layer.h"
+#include "norm.h"
 #include "parallel.h"
 
 enum { LN_GAMMA, LN_BETA };
@@ -64,54 +65,6 @@ static cnn_status ln_infer(cnn_layer *l, cnn_error *e)
     return CNN_OK;
 }
 
-/* Add sum(x - shift) and sum((x - shift)^2) over x[0..n) to *s1, *s2, in
- * double; eight independent lanes let the compiler vectorise. */
-static void row_sums(const float *x, size_t n, double shift, double *s1,
-                     double *s2)
-{
-    double a[8] = {0}, b[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            double d = (double)x[i + j] - shift;
-            a[j] += d;
-            b[j] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = (double)x[i] - shift;
-        a[0] += d;
-        b[0] += d * d;
-    }
-    for (size_t j = 0; j < 8; j++) {
-        *s1 += a[j];
-        *s2 += b[j];
-    }
-}
-
-/* Set *sdy = sum(dy) and *sdyx = sum(dy * (x - mean)) over [0..n), in double. */
-static void row_dots(const float *dy, const float *x, size_t n, double mean,
-                     double *sdy, double *sdyx)
-{
-    double a[8] = {0}, b[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++) {
-            a[j] += dy[i + j];
-            b[j] += (double)dy[i + j] * ((double)x[i + j] - mean);
-        }
-    for (; i < n; i++) {
-        a[0] += dy[i];
-        b[0] += (double)dy[i] * ((double)x[i] - mean);
-    }
-    double t1 = 0, t2 = 0;
-    for (size_t j = 0; j < 8; j++) {
-        t1 += a[j];
-        t2 += b[j];
-    }
-    *sdy = t1;
-    *sdyx = t2;
-}
-
 static void ln_forward(cnn_layer *l)
 {
     const ln_settings *s = l->settings;
@@ -127,7 +80,7 @@ static void ln_forward(cnn_layer *l)
         const double shift = x[0];
         double s1 = 0, s2 = 0;
         for (size_t c = 0; c < C; c++)
-            row_sums(x + c * P, P, shift, &s1, &s2);
+            cnn_norm_sums(x + c * P, P, shift, &s1, &s2);
         const double d = s1 / (double)S;
         double var = s2 / (double)S - d * d;
         if (var < 0)
@@ -166,8 +119,8 @@ static void ln_backward(cnn_layer *l)
         float *sdy = sums + n * 2 * C, *sdyx = sdy + C;   /* [C] each */
         double g1 = 0, g2 = 0;   /* sum(g), sum(g * (x - mean)) */
         for (size_t c = 0; c < C; c++) {
-            double t1, t2;
-            row_dots(dy + c * P, x + c * P, P, mean, &t1, &t2);
+            double t1 = 0, t2 = 0;
+            cnn_norm_dots(dy + c * P, x + c * P, P, mean, &t1, &t2);
             sdy[c] = (float)t1;
             sdyx[c] = (float)t2;
             g1 += gamma[c] * t1;
