@@ -11,14 +11,17 @@
 #include "run.h"
 
 static const char usage[] =
-    "usage: cnn eval CKPT [--data IMAGES[,LABELS]] [--json] [--top K]\n"
+    "usage: cnn eval CKPT [--data PATH] [--json] [--top K]\n"
     "                     [--min-accuracy X] [--batch N] [--threads N]\n"
     "\n"
     "Score the checkpoint CKPT on a labelled dataset: by default the data.val\n"
     "split of the config embedded in CKPT.\n"
     "\n"
-    "  --data IMAGES[,LABELS]  IDX files to score instead; when LABELS is left out\n"
-    "                          it is IMAGES with 'images-idx3' replaced by 'labels-idx1'\n"
+    "  --data PATH             data to score instead: a folder (a subfolder per\n"
+    "                          class, or the Kaggle flat layout), a list file of\n"
+    "                          'path label' lines, or IDX files IMAGES[,LABELS]\n"
+    "                          (LABELS defaults to IMAGES with 'images-idx3'\n"
+    "                          replaced by 'labels-idx1')\n"
     "  --json                  print one JSON object on stdout: accuracy, top-K\n"
     "                          accuracy, loss, per-class precision/recall/F1 and\n"
     "                          the confusion matrix (schema in README.md)\n"
@@ -55,8 +58,10 @@ static void class_scores(const size_t *cm, size_t K, size_t c, double *precision
 }
 
 static void print_json(FILE *f, const char *ckpt, const char *data, const cli_score *s,
-                       const size_t *cm, size_t K)
+                       const size_t *cm, const cli_model *m)
 {
+    size_t K = m->nclasses;
+    char num[32];
     fprintf(f, "{\"checkpoint\": ");
     json_string(f, ckpt);
     fprintf(f, ", \"data\": ");
@@ -68,8 +73,10 @@ static void print_json(FILE *f, const char *ckpt, const char *data, const cli_sc
         double p, r, f1;
         size_t support;
         class_scores(cm, K, c, &p, &r, &f1, &support);
-        fprintf(f, "%s{\"class\": %zu, \"precision\": %.6f, \"recall\": %.6f, "
-                "\"f1\": %.6f, \"support\": %zu}", c ? ", " : "", c, p, r, f1, support);
+        fprintf(f, "%s{\"class\": %zu, \"name\": ", c ? ", " : "", c);
+        json_string(f, cli_class_name(m, c, num, sizeof num));
+        fprintf(f, ", \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, "
+                "\"support\": %zu}", p, r, f1, support);
     }
     fprintf(f, "], \"confusion\": [");
     for (size_t i = 0; i < K; i++) {
@@ -81,33 +88,32 @@ static void print_json(FILE *f, const char *ckpt, const char *data, const cli_sc
 }
 
 static void print_text(FILE *f, const char *ckpt, const char *data, const cli_score *s,
-                       const size_t *cm, size_t K)
+                       const size_t *cm, const cli_model *m)
 {
+    size_t K = m->nclasses;
+    char num[32];
+    int width = 6;
+    for (size_t c = 0; c < K; c++) {
+        int len = (int)strlen(cli_class_name(m, c, num, sizeof num));
+        if (len > width) width = len < 24 ? len : 24;
+    }
     fprintf(f, "%s on %s: accuracy %.2f%% (%zu/%zu), top-%zu %.2f%%, loss %.4f\n", ckpt,
             data, 100 * s->accuracy, s->correct, s->n, s->k, 100 * s->topk_accuracy,
             s->loss);
-    fprintf(f, "%6s %10s %10s %10s %8s\n", "class", "precision", "recall", "f1", "support");
+    fprintf(f, "%-*s %10s %10s %10s %8s\n", width, "class", "precision", "recall", "f1",
+            "support");
     for (size_t c = 0; c < K; c++) {
         double p, r, f1;
         size_t support;
         class_scores(cm, K, c, &p, &r, &f1, &support);
-        fprintf(f, "%6zu %10.4f %10.4f %10.4f %8zu\n", c, p, r, f1, support);
+        fprintf(f, "%-*.24s %10.4f %10.4f %10.4f %8zu\n", width,
+                cli_class_name(m, c, num, sizeof num), p, r, f1, support);
     }
     fprintf(f, "confusion matrix (rows: true class, columns: predicted):\n");
     for (size_t i = 0; i < K; i++) {
         for (size_t j = 0; j < K; j++) fprintf(f, "%6zu", cm[i * K + j]);
         fputc('\n', f);
     }
-}
-
-/* Labels file for an images file: ...images-idx3... -> ...labels-idx1... */
-static int derive_labels(const char *images, char *out, size_t n)
-{
-    const char *at = strstr(images, "images-idx3");
-    if (!at) return -1;
-    snprintf(out, n, "%.*slabels-idx1%s", (int)(at - images), images,
-             at + strlen("images-idx3"));
-    return 0;
 }
 
 static int run(int argc, char **argv)
@@ -151,35 +157,20 @@ static int run(int argc, char **argv)
     int rc = cli_model_from_checkpoint(ckpt, (size_t)batch, &m, NULL);
     if (rc) return rc;
     cnn_data_source src = m.cfg.data.val;
-    char images[4096], labels[4096];
-    if (data) {
-        const char *comma = strchr(data, ',');
-        if (comma) {
-            snprintf(images, sizeof images, "%.*s", (int)(comma - data), data);
-            snprintf(labels, sizeof labels, "%s", comma + 1);
-        } else {
-            snprintf(images, sizeof images, "%s", data);
-            if (derive_labels(images, labels, sizeof labels)) {
-                cli_model_free(&m);
-                return cli_usage_error(argv[0], "cannot tell the labels file for '%s'; "
-                                       "use --data IMAGES,LABELS", data);
-            }
-        }
-        src.images = images;
-        src.labels = labels;
-        src.limit = 0;
-    }
-    cnn_dataset ds = {0};
-    if ((rc = cli_load_split(&m.cfg, &src, data ? "--data" : "val", &ds))) {
-        cli_model_free(&m);
-        return rc;
-    }
-    if (ds.nclasses > m.nclasses) {
-        fprintf(stderr, "%s: error: the data has %zu classes but the network outputs %zu\n",
-                src.images, ds.nclasses, m.nclasses);
-        cnn_dataset_free(&ds);
+    char buf1[4096], buf2[4096];
+    if (data) cli_data_arg(data, &src, buf1, buf2, sizeof buf1);
+    else if (src.kind == CNN_SOURCE_NONE) {
+        fprintf(stderr, "%s: error: the checkpoint's config has no data.val; name the data "
+                "with --data\n", ckpt);
         cli_model_free(&m);
         return CLI_EXIT_USAGE;
+    }
+    const char *data_name = src.kind == CNN_SOURCE_IDX ? src.images : src.path;
+    cnn_dataset ds = {0};
+    if ((rc = cli_load_source(&m.cfg, &src, data ? "--data" : "val", m.classes, m.nclasses,
+                              &ds))) {
+        cli_model_free(&m);
+        return rc;
     }
     size_t K = m.nclasses, k = (size_t)top < K ? (size_t)top : K;
     size_t *confusion = calloc(K * K, sizeof *confusion);
@@ -191,8 +182,8 @@ static int run(int argc, char **argv)
     }
     cli_score s;
     cli_evaluate(&m, &ds, k, confusion, &s);
-    if (json) print_json(stdout, ckpt, src.images, &s, confusion, K);
-    else print_text(stdout, ckpt, src.images, &s, confusion, K);
+    if (json) print_json(stdout, ckpt, data_name, &s, confusion, &m);
+    else print_text(stdout, ckpt, data_name, &s, confusion, &m);
     free(confusion);
     rc = CLI_EXIT_OK;
     if (min_acc >= 0 && !(s.accuracy >= min_acc)) {

@@ -4,6 +4,7 @@
  * written as a PNG heat map.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,11 +133,13 @@ static int run(int argc, char **argv)
         cnn_dataset ds = {0};
         cnn_loader ld;
         cnn_error e = {0};
-        if ((rc = cli_load_split(&m.cfg, &m.cfg.data.train, "train", &ds))) {
+        if ((rc = cli_load_source(&m.cfg, &m.cfg.data.train, "train", NULL, SIZE_MAX, &ds))) {
             cli_model_free(&m);
             return rc;
         }
-        if (cnn_loader_init(&ld, &ds, n, m.mean, m.std, 0, 0, &e)) {
+        cnn_loader_opts lo = {.batch = n, .h = m.cfg.data.input.h, .w = m.cfg.data.input.w,
+                              .mean = m.mean, .std = m.std};
+        if (cnn_loader_init(&ld, &ds, &lo, &e)) {
             cnn_dataset_free(&ds);
             cli_model_free(&m);
             return cli_report(&e);

@@ -746,25 +746,64 @@ static cnn_status not_for(parse *p, const sect *s, const char *key, const char *
     return fail(p, pr->key, "%s.%s is only valid for %s, not %s", s->name, key, valid, type);
 }
 
+/* A section that may also be written as just its type: `schedule: cosine`.
+ * *type_node is the node holding the type (NULL: default). */
+static cnn_status open_typed(parse *p, const sect *train, const char *key,
+                             const char *const *keys, size_t n, sect *s,
+                             const node **type_node)
+{
+    const pair *pr = map_find(train->map, key);
+    *type_node = NULL;
+    if (pr && pr->val->kind == NODE_SCALAR) {
+        memset(s, 0, sizeof *s);
+        full_name(s->name, sizeof s->name, train, key);
+        s->key = pr->key;
+        *type_node = pr->val;
+        return CNN_OK;
+    }
+    cnn_status st = open_sect(p, train, key, keys, n, s);
+    if (!st) *type_node = value_of(s, "type");
+    return st;
+}
+
 /* ---- data -------------------------------------------------------------- */
 
+/* data.train / data.val: exactly one of path (a folder), list (a list
+ * file) or images + labels (IDX). */
 static cnn_status parse_source(parse *p, const sect *data, const char *key,
                                cnn_data_source *src)
 {
-    static const char *const keys[] = {"images", "labels", "limit"};
+    static const char *const keys[] = {"path", "list", "images", "labels", "limit"};
+    static const char *const hint =
+        " (one of path: FOLDER, list: FILE, or images: + labels: for IDX files)";
     sect s;
-    const char *images, *labels;
+    const char *images, *labels, *path, *list;
     cnn_status st;
-    if ((st = open_sect(p, data, key, keys, 3, &s))) return st;
+    if ((st = open_sect(p, data, key, keys, 5, &s))) return st;
     if (!s.map) return CNN_OK;
-    if ((st = get_string(p, &s, "images", &images))
+    if ((st = get_string(p, &s, "path", &path))
+        || (st = get_string(p, &s, "list", &list))
+        || (st = get_string(p, &s, "images", &images))
         || (st = get_string(p, &s, "labels", &labels))
         || (st = get_size(p, &s, "limit", 0, 0, LONG_MAX, &src->limit)))
         return st;
-    if (!images) return required(p, &s, "images", " (an IDX image file)");
-    if (!labels) return required(p, &s, "labels", " (an IDX label file)");
-    src->images = (char *)images;
-    src->labels = (char *)labels;
+    int given = (path != NULL) + (list != NULL) + (images != NULL || labels != NULL);
+    if (given == 0) return fail(p, s.key, "%s needs a source%s", s.name, hint);
+    if (given > 1)
+        return fail(p, s.key, "%s has more than one source%s", s.name, hint);
+    if (path) {
+        src->kind = CNN_SOURCE_DIR;
+        src->path = (char *)path;
+    } else if (list) {
+        src->kind = CNN_SOURCE_LIST;
+        src->path = (char *)list;
+    } else {
+        if (!images) return required(p, &s, "images", " (an IDX image file)");
+        if (!labels) return required(p, &s, "labels", " (an IDX label file)");
+        src->kind = CNN_SOURCE_IDX;
+        src->images = (char *)images;
+        src->labels = (char *)labels;
+    }
     return CNN_OK;
 }
 
@@ -810,23 +849,246 @@ static cnn_status channel_values(parse *p, const sect *s, const char *key, size_
     return CNN_OK;
 }
 
+/* data.resize: {mode, height, width}; the decoded (working) size defaults
+ * to the input size and may not be smaller. */
+static cnn_status parse_resize(parse *p, const sect *data, cnn_data_spec *d)
+{
+    static const char *const keys[] = {"mode", "height", "width"};
+    sect s;
+    cnn_status st;
+    const node *mode;
+    d->resize = CNN_RESIZE_CROP;
+    d->work_h = d->input.h;
+    d->work_w = d->input.w;
+    if ((st = open_typed(p, data, "resize", keys, 3, &s, &mode))) return st;
+    if (s.map) mode = value_of(&s, "mode");   /* resize: {mode: ...} or resize: MODE */
+    if (mode && (st = enum_value(p, mode, "data.resize.mode", cnn_resize_names,
+                                 CNN_RESIZE_COUNT, &d->resize)))
+        return st;
+    if ((st = get_size(p, &s, "height", (long)d->input.h, 1, SIZE_MAX_HW, &d->work_h))
+        || (st = get_size(p, &s, "width", (long)d->input.w, 1, SIZE_MAX_HW, &d->work_w)))
+        return st;
+    const char *const axis[2] = {"height", "width"};
+    size_t work[2] = {d->work_h, d->work_w}, in[2] = {d->input.h, d->input.w};
+    for (int i = 0; i < 2; i++)
+        if (work[i] < in[i])
+            return fail(p, value_of(&s, axis[i]), "data.resize.%s (%zu) must be at least "
+                        "data.input.%s (%zu): images are decoded at this size, then "
+                        "cropped to the input", axis[i], work[i], axis[i], in[i]);
+    return CNN_OK;
+}
+
+/* A [lo, hi] pair of numbers within r, lo <= hi. */
+static cnn_status get_pair(parse *p, const sect *s, const char *key, const float *def,
+                           range r, float *out)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    cnn_status st;
+    out[0] = def[0];
+    out[1] = def[1];
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    if (v->kind != NODE_SEQ || v->n != 2)
+        return bad_value(p, v, name, "a list of two numbers [low, high]");
+    if ((st = float_value(p, v->items[0], name, r, &out[0]))
+        || (st = float_value(p, v->items[1], name, r, &out[1])))
+        return st;
+    if (out[0] > out[1])
+        return fail(p, v, "%s must be [low, high] with low <= high, got [%g, %g]", name,
+                    (double)out[0], (double)out[1]);
+    return CNN_OK;
+}
+
+static const char *const pad_names[] = {"zero", "reflect"};
+
+/* One entry of data.augment: `- kind: {options}`, `- kind` for the
+ * defaults, or for flip `- flip: horizontal|vertical|both`. */
+static cnn_status parse_aug(parse *p, const node *item, size_t index, cnn_aug *a)
+{
+    static const char *const keys[CNN_AUG_COUNT][4] = {
+        [CNN_AUG_CROP] = {"padding", "mode"},
+        [CNN_AUG_RESIZED_CROP] = {"scale", "ratio"},
+        [CNN_AUG_FLIP] = {"horizontal", "vertical"},
+        [CNN_AUG_JITTER] = {"brightness", "contrast", "saturation", "hue"},
+        [CNN_AUG_ROTATE] = {"degrees", "mode"},
+        [CNN_AUG_NOISE] = {"std"},
+        [CNN_AUG_CUTOUT] = {"size", "count"},
+    };
+    static const char *const flip_names[] = {"horizontal", "vertical", "both"};
+    const range unit = {0, 1, 0, 0}, positive = {0, INFINITY, 1, 0};
+    const range half = {0, 0.5, 0, 0}, fraction = {0, 1, 1, 0};
+    const node *kind, *val = NULL;
+    char ctx[32];
+    int k = 0;
+    cnn_status st;
+    snprintf(ctx, sizeof ctx, "data.augment.%zu", index % 100);
+    if (item->kind == NODE_SCALAR) {
+        kind = item;
+    } else if (item->kind == NODE_MAP && item->n == 1) {
+        kind = item->pairs[0].key;
+        val = item->pairs[0].val;
+    } else {
+        return fail(p, item, "%s must be one augmentation, e.g. `- flip: horizontal` or "
+                    "`- crop: {padding: 4}`", ctx);
+    }
+    if ((st = enum_value(p, kind, ctx, cnn_aug_names, CNN_AUG_COUNT, &k))) return st;
+    memset(a, 0, sizeof *a);
+    a->kind = (cnn_aug_kind)k;
+    size_t nkeys = 0;
+    while (nkeys < 4 && keys[k][nkeys]) nkeys++;
+    sect s = {0};
+    snprintf(s.name, sizeof s.name, "%s.%s", ctx, cnn_aug_names[k]);
+    s.key = kind;
+    if (val && val->kind == NODE_SCALAR && !is_null_word(val->text)) {
+        if (a->kind != CNN_AUG_FLIP)
+            return fail(p, val, "%s takes a mapping of options (%s...), got \"%s\"",
+                        s.name, keys[k][0], val->text);
+        int axes;
+        if ((st = enum_value(p, val, s.name, flip_names, 3, &axes))) return st;
+        a->horizontal = axes != 1;
+        a->vertical = axes != 0;
+        return CNN_OK;
+    }
+    if (val && val->kind == NODE_MAP) {
+        s.map = val;
+        if ((st = check_keys(p, &s, keys[k], nkeys))) return st;
+    } else if (val && val->kind == NODE_SEQ) {
+        return fail(p, val, "%s takes a mapping of options, got a list", s.name);
+    }
+    int mode = 0;
+    switch (a->kind) {
+    case CNN_AUG_CROP:
+        if ((st = get_size(p, &s, "padding", 0, 0, 4096, &a->padding))) return st;
+        if (value_of(&s, "mode")
+            && (st = enum_value(p, value_of(&s, "mode"), "mode", pad_names, 2, &mode)))
+            return st;
+        a->reflect = mode;
+        break;
+    case CNN_AUG_RESIZED_CROP: {
+        const float scale[2] = {0.08f, 1.0f}, ratio[2] = {0.75f, 4.0f / 3.0f};
+        if ((st = get_pair(p, &s, "scale", scale, fraction, a->scale))
+            || (st = get_pair(p, &s, "ratio", ratio, positive, a->ratio)))
+            return st;
+        break;
+    }
+    case CNN_AUG_FLIP: {
+        int h, v;
+        if ((st = get_bool(p, &s, "horizontal", 1, &h))
+            || (st = get_bool(p, &s, "vertical", 0, &v)))
+            return st;
+        a->horizontal = h;
+        a->vertical = v;
+        break;
+    }
+    case CNN_AUG_JITTER:
+        if ((st = get_float(p, &s, "brightness", 0, unit, &a->brightness))
+            || (st = get_float(p, &s, "contrast", 0, unit, &a->contrast))
+            || (st = get_float(p, &s, "saturation", 0, unit, &a->saturation))
+            || (st = get_float(p, &s, "hue", 0, half, &a->hue)))
+            return st;
+        break;
+    case CNN_AUG_ROTATE: {
+        const range deg = {0, 180, 1, 0};
+        if ((st = get_float(p, &s, "degrees", 10, deg, &a->degrees))) return st;
+        if (value_of(&s, "mode")
+            && (st = enum_value(p, value_of(&s, "mode"), "mode", pad_names, 2, &mode)))
+            return st;
+        a->reflect = mode;
+        break;
+    }
+    case CNN_AUG_NOISE:
+        if ((st = get_float(p, &s, "std", 0.05f, positive, &a->std))) return st;
+        break;
+    case CNN_AUG_CUTOUT:
+        if ((st = get_size(p, &s, "size", 8, 1, SIZE_MAX_HW, &a->size))
+            || (st = get_size(p, &s, "count", 1, 1, 1000, &a->count)))
+            return st;
+        break;
+    default:
+        break;
+    }
+    return CNN_OK;
+}
+
+static cnn_status parse_augment(parse *p, const sect *data, cnn_data_spec *d)
+{
+    const node *v = value_of(data, "augment");
+    cnn_status st;
+    if (!v) return CNN_OK;
+    if (v->kind != NODE_SEQ)
+        return bad_value(p, v, "data.augment", "a list of augmentations");
+    if (v->n > CNN_MAX_AUGS)
+        return fail(p, v, "data.augment has %zu entries, at most %d are allowed", v->n,
+                    CNN_MAX_AUGS);
+    for (size_t i = 0; i < v->n; i++)
+        if ((st = parse_aug(p, v->items[i], i, &d->augs[i]))) return st;
+    d->naugs = v->n;
+    return CNN_OK;
+}
+
+/* data.loader: {threads, memory_mb, cache_dir} */
+static cnn_status parse_loader(parse *p, const sect *data, cnn_data_spec *d)
+{
+    static const char *const keys[] = {"threads", "memory_mb", "cache_dir"};
+    sect s;
+    const char *dir;
+    long mb;
+    cnn_status st;
+    if ((st = open_sect(p, data, "loader", keys, 3, &s))
+        || (st = get_size(p, &s, "threads", 1, 0, 64, &d->loader_threads))
+        || (st = get_int(p, &s, "memory_mb", 4096, 0, LONG_MAX, &mb))
+        || (st = get_string(p, &s, "cache_dir", &dir)))
+        return st;
+    d->memory_mb = (uint64_t)mb;
+    d->cache_dir = (char *)dir;
+    return CNN_OK;
+}
+
 static cnn_status parse_data(parse *p, const sect *top, cnn_data_spec *d)
 {
-    static const char *const keys[] = {"train", "val", "input", "normalize"};
+    static const char *const keys[] = {"train", "val", "val_split", "input", "resize",
+                                       "normalize", "augment", "on_bad_image",
+                                       "max_pixels", "loader"};
     static const char *const norm_keys[] = {"mean", "std"};
+    static const char *const bad_names[] = {"fail", "skip"};
     const range any = {-FLT_MAX, FLT_MAX, 0, 0}, positive = {0, INFINITY, 1, 0};
+    const range split = {0, 1, 0, 1};
     sect s, norm;
+    long max_pixels;
     cnn_status st;
-    if ((st = open_sect(p, top, "data", keys, 4, &s))) return st;
+    if ((st = open_sect(p, top, "data", keys, 10, &s))) return st;
     if (!s.map)
         return required(p, s.key ? &s : top, s.key ? "input" : "data.input",
                         " (the model's input shape, e.g. "
                         "input: {channels: 1, height: 28, width: 28})");
     if ((st = parse_source(p, &s, "train", &d->train))
         || (st = parse_source(p, &s, "val", &d->val))
+        || (st = get_float(p, &s, "val_split", 0, split, &d->val_split))
         || (st = parse_input(p, &s, &d->input))
-        || (st = open_sect(p, &s, "normalize", norm_keys, 2, &norm)))
+        || (st = parse_resize(p, &s, d))
+        || (st = parse_augment(p, &s, d))
+        || (st = parse_loader(p, &s, d))
+        || (st = get_int(p, &s, "max_pixels", 40000000L, 1, LONG_MAX, &max_pixels)))
         return st;
+    d->max_pixels = (uint64_t)max_pixels;
+    if (value_of(&s, "on_bad_image")
+        && (st = enum_value(p, value_of(&s, "on_bad_image"), "data.on_bad_image",
+                            bad_names, 2, &d->skip_bad)))
+        return st;
+    if (d->val_split > 0 && d->val.kind != CNN_SOURCE_NONE)
+        return fail(p, value_of(&s, "val_split"), "data.val_split carves the validation "
+                    "set out of data.train, but data.val is given too; keep one");
+    if (d->val_split > 0 && d->train.kind == CNN_SOURCE_NONE)
+        return fail(p, value_of(&s, "val_split"), "data.val_split needs data.train");
+    const node *nv = value_of(&s, "normalize");
+    if (nv && nv->kind == NODE_SCALAR) {
+        if (strcmp(nv->text, "auto"))
+            return fail(p, nv, "data.normalize must be auto or {mean: ..., std: ...}, "
+                        "got \"%s\"", nv->text);
+        return CNN_OK;
+    }
+    if ((st = open_sect(p, &s, "normalize", norm_keys, 2, &norm))) return st;
     if (!norm.map) return CNN_OK;
     d->has_normalize = 1;
     if ((st = channel_values(p, &norm, "mean", d->input.c, any, d->mean))
@@ -1978,26 +2240,6 @@ static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *ms)
 
 static const char *const optim_names[CNN_OPTIM_COUNT] = {"sgd", "adam", "adamw"};
 static const char *const sched_names[CNN_SCHED_COUNT] = {"constant", "step", "cosine"};
-
-/* A section that may also be written as just its type: `schedule: cosine`.
- * *type_node is the node holding the type (NULL: default). */
-static cnn_status open_typed(parse *p, const sect *train, const char *key,
-                             const char *const *keys, size_t n, sect *s,
-                             const node **type_node)
-{
-    const pair *pr = map_find(train->map, key);
-    *type_node = NULL;
-    if (pr && pr->val->kind == NODE_SCALAR) {
-        memset(s, 0, sizeof *s);
-        full_name(s->name, sizeof s->name, train, key);
-        s->key = pr->key;
-        *type_node = pr->val;
-        return CNN_OK;
-    }
-    cnn_status st = open_sect(p, train, key, keys, n, s);
-    if (!st) *type_node = value_of(s, "type");
-    return st;
-}
 
 static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config *o)
 {

@@ -14,18 +14,41 @@
 #include "../core/error.h"
 #include "../core/net.h"
 #include "../core/optim.h"
+#include "../data/augment.h"
+#include "../data/image.h"
+
+typedef enum cnn_source_kind {
+    CNN_SOURCE_NONE,       /* this split is absent */
+    CNN_SOURCE_IDX,        /* images + labels: IDX files */
+    CNN_SOURCE_DIR,        /* path: a folder per class, or the Kaggle flat layout */
+    CNN_SOURCE_LIST        /* list: a file of "path label" lines */
+} cnn_source_kind;
 
 typedef struct cnn_data_source {
-    char *images;          /* IDX image file (NULL: this split is absent) */
+    cnn_source_kind kind;
+    char *images;          /* IDX image file */
     char *labels;          /* IDX label file */
+    char *path;            /* DIR: the folder; LIST: the list file */
     size_t limit;          /* keep only the first `limit` samples (0: all) */
 } cnn_data_source;
 
+#define CNN_MAX_AUGS 16
+
 typedef struct cnn_data_spec {
     cnn_data_source train, val;
+    float val_split;             /* fraction of train held out as val (0: none) */
     cnn_shape input;             /* channels, height, width */
-    int has_normalize;
+    size_t work_h, work_w;       /* images are decoded to this size (>= input) */
+    int resize;                  /* cnn_resize_mode */
+    int has_normalize;           /* 0: "auto", computed from the training set */
     float mean[4], std[4];       /* per channel, on pixels scaled to [0,1] */
+    cnn_aug augs[CNN_MAX_AUGS];  /* training augmentations, in order */
+    size_t naugs;
+    int skip_bad;                /* on_bad_image: skip (1) or fail (0) */
+    uint64_t max_pixels;         /* larger images are bad images */
+    size_t loader_threads;       /* workers building batches ahead */
+    uint64_t memory_mb;          /* decoded pixels above this go to a cache file */
+    char *cache_dir;             /* where (NULL: $TMPDIR or /tmp) */
 } cnn_data_spec;
 
 typedef enum cnn_schedule_type {

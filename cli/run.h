@@ -21,7 +21,16 @@ typedef struct cli_model {
     cnn_net *net;
     float mean[4], std[4];   /* per input channel */
     size_t nclasses;         /* the output size */
+    char **classes;          /* [nclasses] class names, or NULL (numbered) */
 } cli_model;
+
+/* The name of class c ("3" when the model has no names); buf has room for
+ * a number. */
+const char *cli_class_name(const cli_model *m, size_t c, char *buf, size_t n);
+
+/* Give m the class names of ds (copies; NULL names leave m numbered).
+ * Returns an exit code. */
+int cli_model_set_classes(cli_model *m, const cnn_dataset *ds);
 
 /* Load a YAML config (with --set overrides) and build its network for
  * batches of `batch` (0: the config's train.batch). Prints errors and
@@ -38,6 +47,12 @@ int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
  * in it (for optimizer state and metadata). Returns an exit code. */
 int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
                               cnn_checkpoint *ck);
+
+/* Copy a read checkpoint's parameters and buffers into m's network (every
+ * tensor must be there with the right size), and its normalisation, RNG
+ * state and class names into m. `path` names the checkpoint in messages.
+ * Returns an exit code. */
+int cli_model_load_state(cli_model *m, const cnn_checkpoint *ck, const char *path);
 
 /* Is `path` a checkpoint (by its magic)? */
 int cli_is_checkpoint(const char *path);
@@ -58,10 +73,26 @@ typedef struct cli_train_state {
 int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
                    const cli_train_state *st);
 
-/* Load a data split as the config's input shape requires; the error names
- * the split. Returns an exit code. */
-int cli_load_split(const cnn_config *cfg, const cnn_data_source *src,
-                   const char *split, cnn_dataset *ds);
+/* Load one data source as the config's data section says: IDX files, or
+ * images decoded at the working size (data.resize), bad images handled per
+ * data.on_bad_image. `split` names it in messages ("train", "val",
+ * "--data"). When classes is not NULL, the labels are re-expressed in those
+ * class names (nclasses of them), so that a validation or test folder agrees
+ * with the training classes. A report line goes to stderr. Returns an exit
+ * code. */
+int cli_load_source(const cnn_config *cfg, const cnn_data_source *src,
+                    const char *split, char *const *classes, size_t nclasses,
+                    cnn_dataset *ds);
+
+/* data.train and data.val (given, or carved out of data.train by
+ * data.val_split); want_val 0 skips the validation set. val->n == 0 when
+ * there is none. Returns an exit code. */
+int cli_load_train_val(const cnn_config *cfg, int want_val, cnn_dataset *train,
+                       cnn_dataset *val);
+
+/* The source a --data argument names: a folder, a list file, or IDX images
+ * (with ",LABELS", or the labels file derived from the images file name). */
+int cli_data_arg(const char *arg, cnn_data_source *src, char *buf1, char *buf2, size_t n);
 
 /* Score the network on a whole dataset in eval mode: mean loss, top-1 and
  * top-k accuracy, and (when confusion is not NULL) the confusion matrix

@@ -17,7 +17,10 @@ typedef struct cnn_dataset {
     size_t n, c, h, w;
     uint8_t *pixels;       /* [n][c][h][w] */
     int *labels;           /* [n] */
-    size_t nclasses;       /* 1 + largest label */
+    size_t nclasses;       /* 1 + largest label, or the number of classes */
+    char **classes;        /* [nclasses] class names, or NULL (IDX: digits) */
+    size_t mapped;         /* bytes of pixels mapped from a cache file (0:
+                              pixels come from malloc) */
 } cnn_dataset;
 
 /* Read an IDX image file (magic 0x00000803, uint8, n x rows x cols) and its
@@ -28,33 +31,57 @@ typedef struct cnn_dataset {
 cnn_status cnn_idx_load(const char *images_path, const char *labels_path,
                         size_t limit, cnn_dataset *ds, cnn_error *e);
 
+/* Frees pixels (or unmaps them), labels and class names. */
 void cnn_dataset_free(cnn_dataset *ds);
 
 /* Per-channel mean and standard deviation of the pixels scaled to [0,1]. */
 void cnn_dataset_stats(const cnn_dataset *ds, float *mean, float *std);
 
+struct cnn_aug;
+struct cnn_loader_pool;
+
+typedef struct cnn_loader_opts {
+    size_t batch;
+    size_t h, w;               /* input size (0: the dataset's); a larger
+                                  dataset image is centre-cropped, or brought
+                                  to size by the augmentations */
+    const float *mean, *std;   /* [c] per channel on [0,1] pixels (NULL: 0, 1) */
+    int shuffle;               /* a new order every epoch */
+    uint64_t seed;             /* order and augmentation draws */
+    const struct cnn_aug *augs;   /* [naugs] training augmentations (copied) */
+    size_t naugs;
+    size_t threads;            /* workers building batches ahead of the
+                                  caller; 0: built inside cnn_loader_next */
+} cnn_loader_opts;
+
 typedef struct cnn_loader {
     const cnn_dataset *ds;
-    size_t batch;
-    float mean[4], std[4]; /* per channel, on pixels scaled to [0,1] */
-    int shuffle;
-    uint64_t seed;
-    uint32_t *order;       /* [ds->n] */
-    size_t pos;            /* next sample in order */
+    cnn_loader_opts o;
+    size_t chw;                /* floats per input */
+    uint32_t *order;           /* [ds->n] sample order of this epoch */
+    uint64_t epoch;
+    size_t nbatches;           /* batches per epoch */
+    size_t next_batch;         /* the batch cnn_loader_next returns next */
+    double wait_seconds;       /* time cnn_loader_next spent waiting for
+                                  data since the epoch began */
+    struct cnn_loader_pool *pool;
 } cnn_loader;
 
-/* mean/std have ds->c entries (NULL: 0 and 1). */
-cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds, size_t batch,
-                           const float *mean, const float *std, int shuffle,
-                           uint64_t seed, cnn_error *e);
+/* Check the options and start the workers. Fails for a batch of 0, more
+ * than 4 channels, an input larger than the dataset's images without a crop
+ * augmentation to make it, or a non-positive std. */
+cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
+                           const cnn_loader_opts *o, cnn_error *e);
 void cnn_loader_free(cnn_loader *ld);
 
-/* Start epoch `epoch` (0-based): the order is a pure function of seed and
- * epoch, so resuming at any epoch gives the same order. */
+/* Start epoch `epoch` (0-based): the order and every augmentation draw are
+ * pure functions of (seed, epoch, position in the epoch), so resuming at any
+ * epoch gives the same batches, whatever the number of threads. */
 void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch);
 
-/* Fill x [batch][c][h][w] and y [batch] with the next samples of this
- * epoch; returns how many (the last batch may be short, 0 at the end). */
+/* Fill x [batch][c][h][w] and y [batch] (y may be NULL) with the next batch
+ * of this epoch; returns how many samples (the last batch may be short, 0
+ * at the end of the epoch). */
 size_t cnn_loader_next(cnn_loader *ld, float *x, int *y);
 
 #endif

@@ -9,12 +9,11 @@
  * Both headers are read and the counts compared before any pixel is read, so
  * a mismatched pair fails at once. When the whole file is read, one more
  * byte is asked for: that catches trailing data and makes zlib check the
- * gzip trailer's CRC. Also here: freeing a dataset and its pixel statistics.
+ * gzip trailer's CRC.
  */
 #include "dataset.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -184,39 +183,4 @@ cleanup:
     free(raw_labels);
     cnn_dataset_free(&got);
     return st;
-}
-
-void cnn_dataset_free(cnn_dataset *ds)
-{
-    if (!ds) return;
-    free(ds->pixels);
-    free(ds->labels);
-    memset(ds, 0, sizeof *ds);
-}
-
-void cnn_dataset_stats(const cnn_dataset *ds, float *mean, float *std)
-{
-    /* Sums of p and p^2 over uint8 pixels are exact in 64 bits for any
-     * dataset that fits in memory, so only the last step rounds. */
-    size_t hw = ds->h * ds->w;
-    for (size_t ch = 0; ch < ds->c; ch++) {
-        uint64_t s1 = 0, s2 = 0;
-        for (size_t i = 0; i < ds->n; i++) {
-            const uint8_t *p = ds->pixels + (i * ds->c + ch) * hw;   /* [h][w] */
-            for (size_t j = 0; j < hw; j++) {
-                s1 += p[j];
-                s2 += (uint64_t)p[j] * p[j];
-            }
-        }
-        double count = (double)ds->n * (double)hw;
-        if (count == 0) {
-            mean[ch] = 0;
-            std[ch] = 1;
-            continue;
-        }
-        double m = (double)s1 / count;
-        double var = (double)s2 / count - m * m;
-        mean[ch] = (float)(m / 255.0);
-        std[ch] = (float)(sqrt(var > 0 ? var : 0) / 255.0);
-    }
 }

@@ -1,26 +1,188 @@
 /*
  * The batch loader: hands out a dataset's samples as normalised float32
- * NCHW batches, x = (p / 255 - mean[c]) / std[c], in an order that is a pure
- * function of (seed, epoch): the identity, shuffled with the RNG stream
- * cnn_rng_seed(seed, epoch) when shuffling is on. Resuming at any epoch
- * therefore reproduces the batches exactly, with no state to save beyond the
- * seed, the epoch and the position.
+ * NCHW batches, augmented for training, in an order that is a pure function
+ * of (seed, epoch): the identity, or shuffled with the RNG stream
+ * cnn_rng_seed(seed, epoch). Sample i of an epoch draws its augmentation
+ * from its own stream, cnn_rng_seed(aug_seed, epoch * n + i), so a batch is
+ * the same whichever thread builds it and whenever.
+ *
+ * With threads > 0, worker threads build batches ahead of the caller into a
+ * ring of threads + 1 slots: batch b of the epoch goes to slot b % nslots,
+ * and a worker claims the next unclaimed batch once its slot is free. The
+ * caller copies a ready batch out and frees its slot. Changing epochs waits
+ * for batches being built to finish, since they read the order.
  */
 #include "dataset.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../core/rng.h"
+#include <time.h>
 
-cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds, size_t batch,
-                           const float *mean, const float *std, int shuffle,
-                           uint64_t seed, cnn_error *e)
+#include "../core/rng.h"
+#include "augment.h"
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
+
+typedef struct slot {
+    int state;
+    size_t batch;          /* which batch of the epoch it holds */
+    size_t count;          /* samples in it */
+    float *x;              /* [o.batch][chw] */
+    int *y;                /* [o.batch] */
+} slot;
+
+struct cnn_loader_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t *threads;    /* [nthreads] */
+    size_t nthreads, started;
+    int stop;
+    size_t nslots;
+    slot *slots;           /* [nslots] */
+    size_t next_claim;     /* the next batch a worker takes */
+    size_t filling;        /* batches being built right now */
+    cnn_loader *ld;
+    float *scratch;        /* [nthreads + 1][scratch_size] */
+    size_t scratch_size;
+};
+
+static double now_seconds(void)
 {
-    if (!ld || !ds)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Build batch b of the current epoch into x [count][chw] and y [count];
+ * returns count. */
+static size_t build_batch(const cnn_loader *ld, size_t b, float *x, int *y, float *scratch)
+{
+    const cnn_dataset *ds = ld->ds;
+    const cnn_loader_opts *o = &ld->o;
+    size_t first = b * o->batch;
+    size_t count = ds->n - first < o->batch ? ds->n - first : o->batch;
+    size_t src_size = ds->c * ds->h * ds->w;
+    uint64_t aug_seed = cnn_rng_seed(o->seed, UINT64_MAX);
+    for (size_t k = 0; k < count; k++) {
+        size_t pos = first + k, i = ld->order[pos];
+        const uint8_t *src = ds->pixels + i * src_size;   /* [c][h][w] */
+        float *dst = x + k * ld->chw;                     /* [c][o.h][o.w] */
+        if (o->naugs) {
+            uint64_t rng = cnn_rng_seed(aug_seed, ld->epoch * ds->n + pos);
+            cnn_augment(o->augs, o->naugs, src, ds->c, ds->h, ds->w, dst, o->h, o->w,
+                        o->mean, o->std, &rng, scratch);
+        } else {
+            cnn_center(src, ds->c, ds->h, ds->w, dst, o->h, o->w, o->mean, o->std);
+        }
+        if (y) y[k] = ds->labels[i];
+    }
+    return count;
+}
+
+static void *worker(void *arg)
+{
+    struct cnn_loader_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    size_t id = p->started++;
+    float *scratch = p->scratch + (id + 1) * p->scratch_size;
+    for (;;) {
+        slot *s = NULL;
+        while (!p->stop) {
+            if (p->next_claim < p->ld->nbatches) {
+                s = &p->slots[p->next_claim % p->nslots];
+                if (s->state == SLOT_FREE) break;
+            }
+            s = NULL;
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+        if (p->stop) break;
+        size_t b = p->next_claim++;
+        s->state = SLOT_FILLING;
+        s->batch = b;
+        p->filling++;
+        pthread_mutex_unlock(&p->mu);
+        size_t count = build_batch(p->ld, b, s->x, s->y, scratch);
+        pthread_mutex_lock(&p->mu);
+        s->count = count;
+        s->state = SLOT_READY;
+        p->filling--;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_free(struct cnn_loader_pool *p)
+{
+    if (!p) return;
+    if (p->threads) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        for (size_t t = 0; t < p->nthreads; t++) pthread_join(p->threads[t], NULL);
+        free(p->threads);
+    }
+    for (size_t k = 0; p->slots && k < p->nslots; k++) {
+        free(p->slots[k].x);
+        free(p->slots[k].y);
+    }
+    free(p->slots);
+    free(p->scratch);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* Scratch for every thread (slot 0: the caller's), and, with workers, the
+ * ring of slots and the threads themselves. */
+static cnn_status pool_create(cnn_loader *ld, cnn_error *e)
+{
+    const cnn_loader_opts *o = &ld->o;
+    const cnn_dataset *ds = ld->ds;
+    struct cnn_loader_pool *p = cnn_alloc(1, sizeof *p, "loader", e);
+    if (!p) return CNN_ERR_NOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->ld = ld;
+    ld->pool = p;
+    p->nthreads = o->threads;
+    p->scratch_size = o->naugs ? cnn_augment_scratch(o->augs, o->naugs, ds->c, ds->h,
+                                                     ds->w, o->h, o->w) : 0;
+    p->scratch = cnn_alloc((p->nthreads + 1) * p->scratch_size + 1, sizeof(float),
+                           "augmentation scratch", e);
+    if (!p->scratch) return CNN_ERR_NOMEM;
+    if (!p->nthreads) return CNN_OK;
+    p->nslots = p->nthreads + 1;
+    p->slots = cnn_alloc(p->nslots, sizeof *p->slots, "loader slots", e);
+    if (!p->slots) return CNN_ERR_NOMEM;
+    for (size_t k = 0; k < p->nslots; k++) {
+        p->slots[k].x = cnn_alloc(o->batch * ld->chw, sizeof(float), "loader batch", e);
+        p->slots[k].y = cnn_alloc(o->batch, sizeof(int), "loader labels", e);
+        if (!p->slots[k].x || !p->slots[k].y) return CNN_ERR_NOMEM;
+    }
+    p->threads = cnn_alloc(p->nthreads, sizeof *p->threads, "loader threads", e);
+    if (!p->threads) return CNN_ERR_NOMEM;
+    p->next_claim = ld->nbatches;   /* nothing to build before the first epoch */
+    for (size_t t = 0; t < p->nthreads; t++) {
+        if (pthread_create(&p->threads[t], NULL, worker, p)) {
+            p->nthreads = t;
+            return cnn_error_set(e, CNN_ERR_NOMEM, "cannot start loader thread %zu", t + 1);
+        }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
+                           const cnn_loader_opts *o, cnn_error *e)
+{
+    if (!ld || !ds || !o)
         return cnn_error_set(e, CNN_ERR_ARG, "cnn_loader_init: NULL argument");
     memset(ld, 0, sizeof *ld);
-    if (batch == 0)
+    cnn_loader_opts opt = *o;
+    if (opt.batch == 0)
         return cnn_error_set(e, CNN_ERR_ARG, "batch size must be at least 1");
     if (ds->c == 0 || ds->c > 4)
         return cnn_error_set(e, CNN_ERR_ARG, "the loader takes 1 to 4 channels, "
@@ -28,61 +190,105 @@ cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds, size_t batch,
     if (ds->n > UINT32_MAX)
         return cnn_error_set(e, CNN_ERR_ARG, "the loader takes at most %u samples, "
                              "the dataset has %zu", UINT32_MAX, ds->n);
+    if (!opt.h) opt.h = ds->h;
+    if (!opt.w) opt.w = ds->w;
+    int resizes = 0;
+    for (size_t i = 0; i < opt.naugs; i++)
+        resizes |= opt.augs[i].kind == CNN_AUG_CROP || opt.augs[i].kind == CNN_AUG_RESIZED_CROP;
+    if ((opt.h > ds->h || opt.w > ds->w) && !resizes)
+        return cnn_error_set(e, CNN_ERR_ARG, "the input is %zux%zu but the images are "
+                             "only %zux%zu", opt.h, opt.w, ds->h, ds->w);
     for (size_t c = 0; c < ds->c; c++) {
-        float m = mean ? mean[c] : 0.0f, s = std ? std[c] : 1.0f;
+        float m = o->mean ? o->mean[c] : 0.0f, s = o->std ? o->std[c] : 1.0f;
         if (!isfinite(m) || !isfinite(s) || !(s > 0))
             return cnn_error_set(e, CNN_ERR_ARG, "normalisation of channel %zu: "
                                  "mean %g, std %g (std must be positive and both "
                                  "finite)", c, (double)m, (double)s);
-        ld->mean[c] = m;
-        ld->std[c] = s;
     }
-    ld->order = cnn_alloc(ds->n, sizeof *ld->order, "loader order", e);
-    if (!ld->order) return CNN_ERR_NOMEM;
     ld->ds = ds;
-    ld->batch = batch;
-    ld->shuffle = shuffle;
-    ld->seed = seed;
+    ld->o = opt;
+    ld->chw = ds->c * opt.h * opt.w;
+    ld->nbatches = (ds->n + opt.batch - 1) / opt.batch;
+    cnn_status st = CNN_ERR_NOMEM;
+    float *ms = cnn_alloc(8, sizeof *ms, "normalisation", e);
+    struct cnn_aug *augs = opt.naugs ? cnn_alloc(opt.naugs, sizeof *augs, "augmentations", e)
+                                     : NULL;
+    ld->order = cnn_alloc(ds->n + 1, sizeof *ld->order, "loader order", e);
+    ld->o.mean = ms;
+    ld->o.std = ms ? ms + 4 : NULL;
+    ld->o.augs = augs;
+    if (!ms || (opt.naugs && !augs) || !ld->order) goto fail;
+    for (size_t c = 0; c < 4; c++) {
+        ms[c] = c < ds->c && o->mean ? o->mean[c] : 0.0f;
+        ms[4 + c] = c < ds->c && o->std ? o->std[c] : 1.0f;
+    }
+    if (opt.naugs) memcpy(augs, o->augs, opt.naugs * sizeof *augs);
+    if ((st = pool_create(ld, e))) goto fail;
     cnn_loader_epoch(ld, 0);
     return CNN_OK;
+fail:
+    cnn_loader_free(ld);
+    return st;
 }
 
 void cnn_loader_free(cnn_loader *ld)
 {
     if (!ld) return;
+    pool_free(ld->pool);
     free(ld->order);
+    free((float *)ld->o.mean);
+    free((struct cnn_aug *)ld->o.augs);
     memset(ld, 0, sizeof *ld);
 }
 
 void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch)
 {
+    struct cnn_loader_pool *p = ld->pool;
+    if (p->nthreads) {
+        /* stop handing out batches and wait for those being built */
+        pthread_mutex_lock(&p->mu);
+        p->next_claim = ld->nbatches;
+        while (p->filling) pthread_cond_wait(&p->cv, &p->mu);
+    }
     uint32_t n = (uint32_t)ld->ds->n;
     for (uint32_t i = 0; i < n; i++) ld->order[i] = i;
-    if (ld->shuffle) {
-        uint64_t state = cnn_rng_seed(ld->seed, epoch);
+    if (ld->o.shuffle) {
+        uint64_t state = cnn_rng_seed(ld->o.seed, epoch);
         cnn_rng_shuffle(&state, ld->order, n);
     }
-    ld->pos = 0;
+    ld->epoch = epoch;
+    ld->next_batch = 0;
+    ld->wait_seconds = 0;
+    if (p->nthreads) {
+        for (size_t k = 0; k < p->nslots; k++) p->slots[k].state = SLOT_FREE;
+        p->next_claim = 0;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 size_t cnn_loader_next(cnn_loader *ld, float *x, int *y)
 {
-    const cnn_dataset *ds = ld->ds;
-    size_t count = ds->n - ld->pos < ld->batch ? ds->n - ld->pos : ld->batch;
-    size_t hw = ds->h * ds->w, chw = ds->c * hw;
-    float table[4][256];             /* [channel][pixel value] -> input value */
-    for (size_t c = 0; c < ds->c; c++)
-        for (int p = 0; p < 256; p++)
-            table[c][p] = ((float)p / 255.0f - ld->mean[c]) / ld->std[c];
-    for (size_t b = 0; b < count; b++) {
-        size_t i = ld->order[ld->pos + b];
-        const uint8_t *src = ds->pixels + i * chw;     /* [c][h][w] */
-        float *dst = x + b * chw;                      /* [c][h][w] */
-        for (size_t c = 0; c < ds->c; c++)
-            for (size_t j = 0; j < hw; j++)
-                dst[c * hw + j] = table[c][src[c * hw + j]];
-        if (y) y[b] = ds->labels[i];
+    struct cnn_loader_pool *p = ld->pool;
+    if (ld->next_batch >= ld->nbatches) return 0;
+    size_t b = ld->next_batch++, count;
+    double start = now_seconds();
+    if (!p->nthreads) {
+        count = build_batch(ld, b, x, y, p->scratch);
+        ld->wait_seconds += now_seconds() - start;
+        return count;
     }
-    ld->pos += count;
+    slot *s = &p->slots[b % p->nslots];
+    pthread_mutex_lock(&p->mu);
+    while (!(s->state == SLOT_READY && s->batch == b)) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    ld->wait_seconds += now_seconds() - start;
+    count = s->count;
+    memcpy(x, s->x, count * ld->chw * sizeof *x);
+    if (y) memcpy(y, s->y, count * sizeof *y);
+    pthread_mutex_lock(&p->mu);
+    s->state = SLOT_FREE;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
     return count;
 }

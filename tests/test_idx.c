@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include "dataset.h"
+#include "augment.h"
 
 #include <errno.h>
 #include <math.h>
@@ -241,7 +242,7 @@ static void test_stats(void)
             px[i * 8 + 4 + j] = 51;
         }
     int lab[2] = {0, 1};
-    cnn_dataset ds = {2, 2, 2, 2, px, lab, 2};
+    cnn_dataset ds = {2, 2, 2, 2, px, lab, 2, NULL, 0};
     float mean[2], std[2];
     cnn_dataset_stats(&ds, mean, std);
     CHECK_NEAR(mean[0], 0.5, 1e-7);
@@ -255,10 +256,20 @@ static void test_stats(void)
     for (size_t i = 0; i < n; i++) m += pixels[i] / 255.0;
     m /= (double)n;
     for (size_t i = 0; i < n; i++) v += (pixels[i] / 255.0 - m) * (pixels[i] / 255.0 - m);
-    cnn_dataset one = {N_IMG, 1, ROWS, COLS, pixels, NULL, 0};
+    cnn_dataset one = {N_IMG, 1, ROWS, COLS, pixels, NULL, 0, NULL, 0};
     cnn_dataset_stats(&one, mean, std);
     CHECK_NEAR(mean[0], m, 1e-6);
     CHECK_NEAR(std[0], sqrt(v / (double)n), 1e-6);
+}
+
+/* The loader with the options the tests vary. */
+static cnn_status linit(cnn_loader *ld, const cnn_dataset *ds, size_t batch,
+                        const float *mean, const float *std, int shuffle, uint64_t seed,
+                        cnn_error *e)
+{
+    cnn_loader_opts o = {.batch = batch, .mean = mean, .std = std, .shuffle = shuffle,
+                         .seed = seed};
+    return cnn_loader_init(ld, ds, &o, e);
 }
 
 /* A dataset of n samples whose labels are their indices. */
@@ -293,13 +304,13 @@ static void test_loader(void)
 {
     for (size_t i = 0; i < sizeof lpx; i++) lpx[i] = (uint8_t)(i * 101 % 256);
     for (int i = 0; i < LN; i++) llab[i] = i;
-    cnn_dataset ds = {LN, LC, LH, LW, lpx, llab, LN};
+    cnn_dataset ds = {LN, LC, LH, LW, lpx, llab, LN, NULL, 0};
     cnn_loader ld, other;
     cnn_error e;
     int a[LN], b[LN];
 
     /* No shuffling: the identity. */
-    CHECK(cnn_loader_init(&ld, &ds, 5, NULL, NULL, 0, 1, &e) == CNN_OK);
+    CHECK(linit(&ld, &ds, 5, NULL, NULL, 0, 1, &e) == CNN_OK);
     CHECK(run_epoch(&ld, 0, a) == LN);
     int identity = 1;
     for (int i = 0; i < LN; i++) identity &= a[i] == i;
@@ -307,7 +318,7 @@ static void test_loader(void)
     cnn_loader_free(&ld);
 
     /* Shuffled: every sample exactly once per epoch. */
-    CHECK(cnn_loader_init(&ld, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
+    CHECK(linit(&ld, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
     for (uint64_t epoch = 0; epoch < 4; epoch++) {
         int count[LN] = {0};
         CHECK(run_epoch(&ld, epoch, a) == LN);
@@ -318,13 +329,13 @@ static void test_loader(void)
                   (unsigned long long)epoch);
     }
     /* Same seed and epoch: the same order, whatever happened before. */
-    CHECK(cnn_loader_init(&other, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
+    CHECK(linit(&other, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
     run_epoch(&ld, 2, a);
     run_epoch(&other, 2, b);
     CHECK(memcmp(a, b, sizeof a) == 0);
     run_epoch(&ld, 0, a);                    /* init starts epoch 0 */
     cnn_loader_free(&other);
-    CHECK(cnn_loader_init(&other, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
+    CHECK(linit(&other, &ds, 5, NULL, NULL, 1, 42, &e) == CNN_OK);
     float x[5 * LC * LH * LW];
     int y[5];
     size_t k = 0;
@@ -337,7 +348,7 @@ static void test_loader(void)
     run_epoch(&ld, 1, b);
     CHECK(memcmp(a, b, sizeof a) != 0);
     cnn_loader_free(&other);
-    CHECK(cnn_loader_init(&other, &ds, 5, NULL, NULL, 1, 43, &e) == CNN_OK);
+    CHECK(linit(&other, &ds, 5, NULL, NULL, 1, 43, &e) == CNN_OK);
     run_epoch(&other, 0, b);
     CHECK(memcmp(a, b, sizeof a) != 0);
     cnn_loader_free(&other);
@@ -345,7 +356,7 @@ static void test_loader(void)
 
     /* Normalisation, value by value, exactly. */
     const float mean[LC] = {0.5f, 0.25f}, std[LC] = {0.2f, 0.5f};
-    CHECK(cnn_loader_init(&ld, &ds, 5, mean, std, 1, 7, &e) == CNN_OK);
+    CHECK(linit(&ld, &ds, 5, mean, std, 1, 7, &e) == CNN_OK);
     size_t hw = LH * LW, chw = LC * hw, wrong = 0, checked = 0;
     while ((k = cnn_loader_next(&ld, x, y)) > 0)
         for (size_t s = 0; s < k; s++)
@@ -363,7 +374,7 @@ static void test_loader(void)
 
     /* A NULL y is allowed (prediction needs no labels); a batch bigger than
      * the dataset gives one short batch. */
-    CHECK(cnn_loader_init(&ld, &ds, 64, NULL, NULL, 0, 0, &e) == CNN_OK);
+    CHECK(linit(&ld, &ds, 64, NULL, NULL, 0, 0, &e) == CNN_OK);
     float *xl = malloc(64 * chw * sizeof *xl);
     CHECK(cnn_loader_next(&ld, xl, NULL) == LN);
     CHECK(xl[chw] == (float)lpx[chw] / 255.0f);
@@ -371,12 +382,76 @@ static void test_loader(void)
     cnn_loader_free(&ld);
 
     /* Bad settings. */
-    CHECK(cnn_loader_init(&ld, &ds, 0, NULL, NULL, 0, 0, &e) == CNN_ERR_ARG);
+    CHECK(linit(&ld, &ds, 0, NULL, NULL, 0, 0, &e) == CNN_ERR_ARG);
     CHECK_CONTAINS(e.msg, "batch");
     const float zero_std[LC] = {0.3f, 0.0f};
-    CHECK(cnn_loader_init(&ld, &ds, 4, mean, zero_std, 0, 0, &e) == CNN_ERR_ARG);
+    CHECK(linit(&ld, &ds, 4, mean, zero_std, 0, 0, &e) == CNN_ERR_ARG);
     CHECK_CONTAINS(e.msg, "channel 1");
     CHECK(ld.order == NULL);
+}
+
+/* Workers building batches ahead give the same batches, augmentation
+ * included, as building them in the caller: for every thread count, across
+ * epochs, and when an epoch is abandoned half-way. */
+static void test_loader_threads(void)
+{
+    enum { N = 37, C = 3, H = 8, W = 8, B = 6, OH = 6, OW = 6 };
+    static uint8_t px[N * C * H * W];
+    static int lab[N];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37 % 251);
+    for (int i = 0; i < N; i++) lab[i] = i % 5;
+    cnn_dataset ds = {N, C, H, W, px, lab, 5, NULL, 0};
+    cnn_aug augs[3] = {
+        {.kind = CNN_AUG_CROP, .padding = 2, .reflect = 1},
+        {.kind = CNN_AUG_FLIP, .horizontal = 1},
+        {.kind = CNN_AUG_NOISE, .std = 0.1f},
+    };
+    const float mean[C] = {0.5f, 0.4f, 0.3f}, std[C] = {0.2f, 0.25f, 0.3f};
+    size_t per = C * OH * OW;
+    static float ref[3][N * C * OH * OW], got[N * C * OH * OW], x[B * C * OH * OW];
+    static int ref_y[3][N];
+    int y[B];
+    for (size_t threads = 0; threads <= 3; threads++) {
+        cnn_loader_opts o = {.batch = B, .h = OH, .w = OW, .mean = mean, .std = std,
+                             .shuffle = 1, .seed = 99, .augs = augs, .naugs = 3,
+                             .threads = threads};
+        cnn_loader ld;
+        cnn_error e;
+        CHECK(cnn_loader_init(&ld, &ds, &o, &e) == CNN_OK);
+        for (uint64_t epoch = 0; epoch < 3; epoch++) {
+            /* abandon epoch 1 after two batches first */
+            cnn_loader_epoch(&ld, 1);
+            cnn_loader_next(&ld, x, y);
+            cnn_loader_next(&ld, x, y);
+            cnn_loader_epoch(&ld, epoch);
+            size_t n = 0;
+            int labels[N];
+            for (size_t k; (k = cnn_loader_next(&ld, x, y)) > 0; n += k) {
+                memcpy(got + n * per, x, k * per * sizeof *x);
+                memcpy(labels + n, y, k * sizeof *y);
+            }
+            CHECK(n == N);
+            if (threads == 0) {
+                memcpy(ref[epoch], got, sizeof got);
+                memcpy(ref_y[epoch], labels, sizeof labels);
+            } else {
+                CHECK_MSG(memcmp(ref[epoch], got, sizeof got) == 0,
+                          "%zu loader threads, epoch %llu: other batches than without",
+                          threads, (unsigned long long)epoch);
+                CHECK(memcmp(ref_y[epoch], labels, sizeof labels) == 0);
+            }
+        }
+        CHECK(ld.wait_seconds >= 0);
+        cnn_loader_free(&ld);
+    }
+    /* the augmentation draws differ from epoch to epoch */
+    CHECK(memcmp(ref[0], ref[1], sizeof ref[0]) != 0);
+    /* an input larger than the images needs a crop to make it */
+    cnn_loader_opts o = {.batch = B, .h = H + 1, .w = W};
+    cnn_loader ld;
+    cnn_error e;
+    CHECK(cnn_loader_init(&ld, &ds, &o, &e) == CNN_ERR_ARG);
+    CHECK_CONTAINS(e.msg, "only 8x8");
 }
 
 static void test_fashion_mnist(void)
@@ -425,6 +500,7 @@ int main(void)
     test_bad_files();
     test_stats();
     test_loader();
+    test_loader_threads();
     test_fashion_mnist();
     test_remove_dir(dir);
     return test_done();

@@ -1,0 +1,330 @@
+/*
+ * Reading one image file (see image.h). The file is read whole and checked
+ * before it is decoded: an empty file, a format stb_image does not know, an
+ * image over the pixel limit (from the header alone), a JPEG whose marker
+ * segments run off the end before the end-of-image marker and a PNG whose
+ * chunks do before IEND are refused with a message that says which.
+ * stb_image pads a cut-short JPEG with grey and reports success, and says
+ * "unknown PNG chunk type" of a cut-short PNG, so those checks are ours.
+ *
+ * stb_image and stb_image_resize are compiled here, static to this file
+ * (the system's libstb also exports them; ours are configured: only the
+ * formats we take, no stdio, a per-thread failure reason). Decoding runs in
+ * several threads at once (source.c): stb_image's mutable globals are the
+ * failure reason, which is thread-local (checked below), the flip and
+ * unpremultiply flags, which we never set, and one buffer in its PNG reader
+ * that it fills with an unknown chunk's name for the failure reason. With
+ * STBI_FAILURE_USERMSG that buffer is never read (the reasons are constant
+ * strings such as "Corrupt PNG"), so concurrent writes to it, from corrupt
+ * PNGs only, change nothing we see.
+ */
+#include "image.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_TGA
+#define STBI_ONLY_GIF
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBIR_STATIC
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wshift-negative-value"
+#include <stb_image.h>
+#include <stb_image_resize.h>
+/* stb_image 2.27 declares this but defines it under a misspelt name; with
+ * STB_IMAGE_STATIC the missing definition is an error. */
+static void stbi_set_unpremultiply_on_load_thread(int flag)
+{
+    stbi__unpremultiply_on_load_thread(flag);
+}
+#pragma GCC diagnostic pop
+
+/* stb_image keeps the last failure reason in a global; decoding from
+ * several threads needs it per thread. */
+#ifndef STBI_THREAD_LOCAL
+#error "stb_image has no thread-local failure reason with this compiler"
+#endif
+
+const char *const cnn_resize_names[CNN_RESIZE_COUNT] = {
+    [CNN_RESIZE_STRETCH] = "stretch",
+    [CNN_RESIZE_CROP] = "crop",
+    [CNN_RESIZE_LETTERBOX] = "letterbox",
+};
+
+/* Fill e with a message belonging to the file `name` (replacing any file
+ * already recorded: the error is this file's). */
+static cnn_status image_fail(cnn_error *e, cnn_status s, const char *name,
+                             const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static cnn_status image_fail(cnn_error *e, cnn_status s, const char *name,
+                             const char *fmt, ...)
+{
+    if (!e) return s;
+    va_list ap;
+    e->status = s;
+    e->line = e->col = 0;
+    snprintf(e->file, sizeof e->file, "%s", name ? name : "");
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* 1 when the JPEG in b[0..n) ends before its end-of-image marker (FF D9).
+ * Walks the marker segments from SOI by their length fields (so an EXIF
+ * thumbnail inside APP1, with its own FF D9, is skipped); after each SOS
+ * header, steps over the entropy-coded data, where FF is followed by 00
+ * (a stuffed byte), D0-D7 (a restart marker) or FF (fill). Running out of
+ * bytes anywhere before EOI means truncation. A malformed length field is
+ * left for stb_image to judge (returns 0). */
+static int jpeg_truncated(const unsigned char *b, size_t n)
+{
+    size_t pos = 2;                           /* past SOI */
+    for (;;) {
+        while (pos < n && b[pos] != 0xFF) pos++;          /* junk */
+        while (pos < n && b[pos] == 0xFF) pos++;          /* fill bytes */
+        if (pos >= n) return 1;
+        unsigned m = b[pos++];
+        if (m == 0xD9) return 0;                          /* EOI */
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7))
+            continue;                         /* markers without a length */
+        if (n - pos < 2) return 1;
+        size_t len = (size_t)b[pos] << 8 | b[pos + 1];
+        if (len < 2) return 0;
+        if (n - pos < len) return 1;
+        pos += len;
+        if (m != 0xDA) continue;                          /* not SOS */
+        while (pos < n) {                     /* entropy-coded data */
+            if (b[pos] != 0xFF) { pos++; continue; }
+            if (pos + 1 >= n) return 1;
+            unsigned x = b[pos + 1];
+            if (x == 0x00 || (x >= 0xD0 && x <= 0xD7)) pos += 2;
+            else if (x == 0xFF) pos++;
+            else break;                       /* a marker: the scan ended */
+        }
+        if (pos >= n) return 1;
+    }
+}
+
+/* 1 when the PNG in b[0..n) ends before its IEND chunk: the chunks, from
+ * after the 8-byte signature, are length, type, data and CRC. */
+static int png_truncated(const unsigned char *b, size_t n)
+{
+    size_t pos = 8;
+    while (n - pos >= 12) {
+        size_t len = (size_t)b[pos] << 24 | (size_t)b[pos + 1] << 16
+                   | (size_t)b[pos + 2] << 8 | b[pos + 3];
+        if (memcmp(b + pos + 4, "IEND", 4) == 0) return 0;
+        if (len > n - pos - 12) return 1;
+        pos += 12 + len;
+    }
+    return 1;
+}
+
+/* Round a * b / d to nearest, clamped to [1, hi]. */
+static size_t scaled(size_t a, size_t b, size_t d, size_t hi)
+{
+    uint64_t v = ((uint64_t)a * b * 2 + d) / (2 * (uint64_t)d);
+    if (v < 1) v = 1;
+    if (v > hi) v = hi;
+    return (size_t)v;
+}
+
+/* Resize the interleaved image src [H][W][c] into planar out [c][h][w] per
+ * o->mode. The source rectangle (sx, sy, sw, sh) goes to the output
+ * rectangle (dx, dy, dw, dh); the rest of out (letterbox bands) is 0. */
+static cnn_status image_resize(const uint8_t *src, size_t W, size_t H, size_t c,
+                               const cnn_image_opts *o, const char *name,
+                               uint8_t *out, cnn_error *e)
+{
+    size_t w = o->w, h = o->h;
+    size_t sx = 0, sy = 0, sw = W, sh = H;
+    size_t dx = 0, dy = 0, dw = w, dh = h;
+    int wider = (uint64_t)W * h > (uint64_t)H * w;  /* source wider than out */
+
+    if (o->mode == CNN_RESIZE_CROP) {
+        if (wider) sw = scaled(H, w, h, W);
+        else sh = scaled(W, h, w, H);
+        sx = (W - sw) / 2;
+        sy = (H - sh) / 2;
+    } else if (o->mode == CNN_RESIZE_LETTERBOX) {
+        if (wider) dh = scaled(H, w, W, h);
+        else dw = scaled(W, h, H, w);
+        dx = (w - dw) / 2;
+        dy = (h - dh) / 2;
+        memset(out, 0, c * h * w);
+    }
+
+    const uint8_t *from = src + (sy * W + sx) * c;   /* [sh][W*c] rows */
+    size_t from_stride = W * c;
+    uint8_t *tmp = NULL;                             /* [dh][dw][c] */
+    if (sw != dw || sh != dh) {
+        tmp = malloc(dw * dh * c);
+        if (!tmp)
+            return image_fail(e, CNN_ERR_NOMEM, name, "out of memory resizing "
+                              "to %zux%zu", dw, dh);
+        int alpha = c == 2 || c == 4 ? (int)c - 1 : STBIR_ALPHA_CHANNEL_NONE;
+        if (!stbir_resize_uint8_generic(from, (int)sw, (int)sh, (int)from_stride,
+                                        tmp, (int)dw, (int)dh, (int)(dw * c), (int)c,
+                                        alpha, 0, STBIR_EDGE_CLAMP,
+                                        STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR,
+                                        NULL)) {
+            free(tmp);
+            return image_fail(e, CNN_ERR_NOMEM, name, "resizing %zux%zu to %zux%zu "
+                              "failed (out of memory)", sw, sh, dw, dh);
+        }
+        from = tmp;
+        from_stride = dw * c;
+    }
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t y = 0; y < dh; y++) {
+            const uint8_t *row = from + y * from_stride + ch;
+            uint8_t *dst = out + (ch * h + dy + y) * w + dx;
+            for (size_t x = 0; x < dw; x++) dst[x] = row[x * c];
+        }
+    free(tmp);
+    return CNN_OK;
+}
+
+cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *name,
+                            const cnn_image_opts *o, uint8_t *out, cnn_error *e)
+{
+    if (!o || !out || (!bytes && len))
+        return image_fail(e, CNN_ERR_ARG, name, "cnn_image_decode: NULL argument");
+    if (o->c < 1 || o->c > 4 || o->h < 1 || o->w < 1 || o->h > INT_MAX / 4
+        || o->w > INT_MAX / 4 || (unsigned)o->mode >= CNN_RESIZE_COUNT)
+        return image_fail(e, CNN_ERR_ARG, name, "cnn_image_decode: bad output "
+                          "(%zu channels, %zux%zu, mode %d)", o->c, o->w, o->h,
+                          (int)o->mode);
+    if (len == 0)
+        return image_fail(e, CNN_ERR_FORMAT, name, "empty file (0 bytes)");
+    if (len > INT_MAX)
+        return image_fail(e, CNN_ERR_FORMAT, name, "file too large to decode "
+                          "(%zu bytes; the limit is %d)", len, INT_MAX);
+
+    /* A cut-short file is called so even when its header is cut too. */
+    const char *cut = NULL;
+    if (len >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && jpeg_truncated(bytes, len))
+        cut = "truncated JPEG (no end-of-image marker)";
+    else if (len >= 8 && memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0
+             && png_truncated(bytes, len))
+        cut = "truncated PNG (no IEND chunk)";
+    int W, H, comp;
+    if (!stbi_info_from_memory(bytes, (int)len, &W, &H, &comp))
+        return image_fail(e, CNN_ERR_FORMAT, name, "%s",
+                          cut ? cut : "not an image (unknown or unsupported format)");
+    uint64_t pixels = (uint64_t)W * (uint64_t)H;
+    if (o->max_pixels && pixels > o->max_pixels)
+        return image_fail(e, CNN_ERR_FORMAT, name, "image is %dx%d = %llu pixels, "
+                          "more than the limit of %llu (data.max_pixels)", W, H,
+                          (unsigned long long)pixels,
+                          (unsigned long long)o->max_pixels);
+    if (cut) return image_fail(e, CNN_ERR_FORMAT, name, "%s", cut);
+
+    int dw, dh, dc;
+    unsigned char *img = stbi_load_from_memory(bytes, (int)len, &dw, &dh, &dc,
+                                               (int)o->c);   /* [dh][dw][o->c] */
+    if (!img) {
+        const char *why = stbi_failure_reason();
+        return image_fail(e, CNN_ERR_FORMAT, name, "cannot decode: %s",
+                          why && *why ? why : "corrupt image");
+    }
+    cnn_status st = image_resize(img, (size_t)dw, (size_t)dh, o->c, o, name, out, e);
+    stbi_image_free(img);
+    return st;
+}
+
+/* Read the whole file at path into *buf (malloc'd; *len bytes). */
+static cnn_status read_file(const char *path, unsigned char **buf, size_t *len,
+                            cnn_error *e)
+{
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return image_fail(e, CNN_ERR_IO, path, "cannot open: %s", strerror(errno));
+    cnn_status st = CNN_OK;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        st = image_fail(e, CNN_ERR_IO, path, "cannot stat: %s", strerror(errno));
+        goto done;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = image_fail(e, CNN_ERR_IO, path, "not a regular file");
+        goto done;
+    }
+    size_t n = (size_t)sb.st_size;
+    unsigned char *b = malloc(n ? n : 1);
+    if (!b) {
+        st = image_fail(e, CNN_ERR_NOMEM, path, "out of memory reading %zu bytes", n);
+        goto done;
+    }
+    size_t got = fread(b, 1, n, f);
+    if (got != n || ferror(f)) {
+        st = image_fail(e, CNN_ERR_IO, path, "read error: got %zu of %zu bytes%s%s",
+                        got, n, ferror(f) ? ": " : "", ferror(f) ? strerror(errno) : "");
+        free(b);
+        goto done;
+    }
+    *buf = b;
+    *len = n;
+done:
+    fclose(f);
+    return st;
+}
+
+cnn_status cnn_image_load(const char *path, const cnn_image_opts *o, uint8_t *out,
+                          cnn_error *e)
+{
+    unsigned char *buf;        /* [len] the encoded file */
+    size_t len;
+    cnn_status st = read_file(path, &buf, &len, e);
+    if (st != CNN_OK) return st;
+    st = cnn_image_decode(buf, len, path, o, out, e);
+    free(buf);
+    return st;
+}
+
+cnn_status cnn_image_info(const char *path, size_t *w, size_t *h, size_t *c,
+                          cnn_error *e)
+{
+    unsigned char *buf;        /* [len] the encoded file */
+    size_t len;
+    cnn_status st = read_file(path, &buf, &len, e);
+    if (st != CNN_OK) return st;
+    int W, H, comp;
+    if (len == 0)
+        st = image_fail(e, CNN_ERR_FORMAT, path, "empty file (0 bytes)");
+    else if (len > INT_MAX || !stbi_info_from_memory(buf, (int)len, &W, &H, &comp))
+        st = image_fail(e, CNN_ERR_FORMAT, path,
+                        "not an image (unknown or unsupported format)");
+    else {
+        if (w) *w = (size_t)W;
+        if (h) *h = (size_t)H;
+        if (c) *c = (size_t)comp;
+    }
+    free(buf);
+    return st;
+}
