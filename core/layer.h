@@ -103,6 +103,15 @@ struct cnn_layer {
     /* bound by the graph */
     size_t batch;                    /* samples in this pass, <= max_batch */
     int training;                    /* 1 in a training pass */
+    int frozen;                      /* set by the caller: the trainable
+                                        parameters are not trained, so backward
+                                        computes no parameter gradients (they
+                                        stay 0), and batch norm normalises with
+                                        its running statistics and leaves them
+                                        unchanged, in training too */
+    int needs_backward;              /* set by backward: this layer or one
+                                        before it has parameters to train (or
+                                        the net wants the input gradient) */
     uint64_t *rng;                   /* the net's training RNG (dropout, noise) */
     const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] */
     float *dx[CNN_MAX_INPUTS];       /* [batch][in[i]], accumulate; NULL = not needed */

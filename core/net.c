@@ -526,13 +526,34 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
         cnn_layer *l = &net->layers[t];
         memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
     }
+    /* A layer takes part when it has parameters to train or reads (through
+     * any path) one that does; an input gradient goes only to layers that
+     * take part. With nothing frozen, every layer with parameters or
+     * after one takes part. */
+    for (size_t t = 0; t <= target; t++) {
+        cnn_layer *l = &net->layers[t];
+        int needs = net->want_input_grad;
+        for (size_t j = 0; j < l->nparams && !needs; j++)
+            needs = l->params[j].trainable && !l->frozen;
+        for (size_t k = 0; k < l->ninputs && !needs; k++)
+            needs = l->input_ids[k] && net->layers[l->input_ids[k] - 1].needs_backward;
+        l->needs_backward = needs;
+    }
     for (size_t t = target + 1; t-- > 0;) {
         cnn_layer *l = &net->layers[t];
-        for (size_t k = 0; k < l->ninputs; k++)
-            if (!l->input_ids[k]) l->dx[k] = net->want_input_grad ? net->dx : NULL;
+        if (!l->needs_backward) continue;
+        float *bound[CNN_MAX_INPUTS];
+        for (size_t k = 0; k < l->ninputs; k++) {
+            size_t id = l->input_ids[k];
+            bound[k] = l->dx[k];
+            if (!id) l->dx[k] = net->want_input_grad ? net->dx : NULL;
+            else if (!net->layers[id - 1].needs_backward) l->dx[k] = NULL;
+        }
         double start = net->layer_seconds ? omp_get_wtime() : 0;
         l->kind->backward(l);
         if (net->layer_seconds) net->layer_seconds[2 * t + 1] += omp_get_wtime() - start;
+        for (size_t k = 0; k < l->ninputs; k++)
+            if (l->input_ids[k]) l->dx[k] = bound[k];
     }
 }
 

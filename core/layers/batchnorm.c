@@ -78,10 +78,11 @@ static void bn_forward(cnn_layer *l)
     float *rmean = l->params[BN_MEAN].data;           /* [C] */
     float *rvar = l->params[BN_VAR].data;             /* [C] */
     float *bmean = l->saved, *binv = l->saved + C;    /* [C] each */
+    const int batch_stats = l->training && !l->frozen;   /* frozen: as in eval */
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;
-        if (l->training) {
+        if (batch_stats) {
             const float shift = l->x[0][c * P];
             double s1 = 0, s2 = 0;
             for (size_t n = 0; n < N; n++)
@@ -124,10 +125,12 @@ static void bn_backward(cnn_layer *l)
     float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
+    const int batch_stats = l->training && !l->frozen;
+    if (l->frozen) dgamma = dbeta = NULL;
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;
-        if (l->training) {
+        if (batch_stats) {
             mean = l->saved[c];
             inv = l->saved[C + c];
         } else {
@@ -147,7 +150,7 @@ static void bn_backward(cnn_layer *l)
         /* dx = A*dy + B*(x - mean) + K */
         const float A = gamma[c] * inv;
         float B = 0, K = 0;
-        if (l->training) {
+        if (batch_stats) {
             B = (float)(-(double)A * inv * inv * sdyx / (double)M);
             K = (float)(-(double)A * sdy / (double)M);
         }

@@ -808,7 +808,9 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     float *dxp = scratch + s->off_dxp;                  /* [C][Hp][Wp] */
     float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
-    if (t > 0) {
+    const int want_dw = !l->frozen;                     /* frozen: dx only */
+    if (!want_dw) db = NULL;
+    if (t > 0 && want_dw) {
         dw = scratch + s->off_dw;
         memset(dw, 0, F * s->kg * sizeof *dw);
         if (db) {
@@ -825,7 +827,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
             size_t g0 = N * j / ng, gn = N * (j + 1) / ng - g0;
             size_t ld = gn * P;
             /* dy gathered to [F][ld] (tmp), adding up db on the way. */
-            for (size_t f = 0; f < F; f++) {
+            for (size_t f = 0; want_dw && f < F; f++) {
                 double sum = 0.0;
                 for (size_t i = 0; i < gn; i++) {
                     const float *src = dy + ((g0 + i) * F + f) * P;
@@ -835,7 +837,9 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                 if (db) db[f] += (float)sum;
             }
             const float *gcol = col;                    /* [K][ld] */
-            if (s->cache) {
+            if (!want_dw) {
+                /* no weight gradient to make */
+            } else if (s->cache) {
                 gcol = l->saved + g0 * K * P;
             } else {
                 for (size_t i = 0; i < gn; i++) {
@@ -847,7 +851,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                     im2col(s, src, 0, P, col + i * P, ld);
                 }
             }
-            gemm_dw(s, tmp, ld, gcol, ld, ld, dw);
+            if (want_dw) gemm_dw(s, tmp, ld, gcol, ld, ld, dw);
             if (!dx) continue;
             /* The columns' gradient image by image, straight from dy: the
              * [K][P] block stays in cache between the GEMM and col2im. */
@@ -877,7 +881,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         if (db)
             for (size_t f = 0; f < F; f++) db[f] += (float)row_sum(dyn + f * P, P);
         if (s->plan == CONV_POINTWISE) {
-            gemm_dw(s, dyn, P, xn, P, P, dw);
+            if (want_dw) gemm_dw(s, dyn, P, xn, P, P, dw);
             if (dxn)
                 gemm_dcol(s, w, dyn, P, P, dxn, P);
             continue;
@@ -890,12 +894,14 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                 copy_span(row, dyn + r * s->ow, s->ow);
                 for (size_t i = s->ow; i < s->owv; i++) row[i] = 0.0f;
             }
-            pad_image(s, xn, xp);
-            direct_dw(s, xp, tmp, dw);
+            if (want_dw) {
+                pad_image(s, xn, xp);
+                direct_dw(s, xp, tmp, dw);
+            }
             if (!dxn) continue;
         }
 #endif
-        if (s->padded && !s->cache && s->plan != CONV_DIRECT) {
+        if (s->padded && !s->cache && s->plan != CONV_DIRECT && want_dw) {
             pad_image(s, xn, xp);
             xn = xp;
         }
@@ -907,7 +913,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         for (size_t p0 = 0; p0 < P; p0 += s->cols) {
             size_t cn = P - p0 < s->cols ? P - p0 : s->cols;
             const float *dyc = dyn + p0;                /* [F][cn], stride P */
-            if (s->plan != CONV_DIRECT) {
+            if (s->plan != CONV_DIRECT && want_dw) {
                 const float *ccol = col;                /* [K][cn] */
                 size_t ld = cn;
                 if (s->cache) {
@@ -938,7 +944,7 @@ static void conv_backward(cnn_layer *l)
     /* The partials of pieces 1.. in piece order. */
     float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
-    for (size_t t = 1; t < nt; t++) {
+    for (size_t t = 1; t < nt && !l->frozen; t++) {
         const float *part = l->work + t * s->scratch;
         for (size_t i = 0; i < F * KG; i++) dw[i] += part[s->off_dw + i];
         if (db)
