@@ -1,11 +1,24 @@
 /*
  * `cnn train`: train the network a config describes on its data, writing a
  * run directory with the resolved config, per-epoch logs (JSON lines and
- * CSV) and checkpoints (last.cnn after every epoch, best.cnn when the
- * validation accuracy improves).
+ * CSV) and checkpoints: last.cnn after every epoch, best.cnn when the
+ * watched metric improves (early stopping's monitor, else the validation
+ * accuracy).
+ *
+ * The loop: learning rate from the schedule, weight noise on, forward,
+ * loss, backward, weight noise off, optimizer step (L1, clipping, update).
+ * After an epoch: validation, the log line, reduce-on-plateau, early
+ * stopping, checkpoints. SIGINT or SIGTERM ends the current step, writes
+ * last.cnn with the position inside the epoch and exits 130; --resume
+ * continues from there exactly (the loader's batches are a pure function
+ * of seed, epoch and position; every other piece of state is in the
+ * checkpoint's meta).
  */
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +53,11 @@ static const char usage[] =
     "  --threads N      compute threads (default: all cores)\n"
     "\n"
     "Progress goes to stderr (a bar on a terminal, one line per epoch otherwise);\n"
-    "the final scores go to stdout.\n";
+    "the final scores go to stdout.\n"
+    "\n"
+    "Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.cnn (with\n"
+    "the position inside the epoch, so --resume continues exactly) and exits 130;\n"
+    "a second Ctrl-C exits at once.\n";
 
 /* mkdir -p */
 static int make_dirs(const char *path)
@@ -88,23 +105,39 @@ static int write_text(const char *path, const char *text)
     return 0;
 }
 
-/* Learning rate at optimizer step `step` of `total` (schedule in config.h). */
-static float learning_rate(const cnn_train_spec *t, size_t step, size_t per_epoch)
+#define EXIT_INTERRUPTED 130     /* 128 + SIGINT, as shells report Ctrl-C */
+
+/* ---- interruptions ------------------------------------------------------ */
+
+/* The first SIGINT or SIGTERM (0: none yet): the loop stops after the step
+ * it is in. A second one exits at once; checkpoints are written to a
+ * temporary file and renamed, so none is left half-written. */
+static volatile sig_atomic_t stop_signal;
+static int stderr_tty;
+
+static void on_signal(int sig)
 {
-    float base = t->optim.lr;
-    size_t total = t->epochs * per_epoch;
-    switch (t->schedule) {
-    case CNN_SCHED_STEP:
-        return base * powf(t->gamma, (float)(step / per_epoch / t->step_epochs));
-    case CNN_SCHED_COSINE: {
-        size_t warm = t->warmup_epochs * per_epoch;
-        if (step < warm) return base * (float)(step + 1) / (float)warm;
-        double frac = total > warm ? (double)(step - warm) / (double)(total - warm) : 1.0;
-        return t->min_lr + (base - t->min_lr) * (float)(0.5 * (1.0 + cos(M_PI * frac)));
-    }
-    default:
-        return base;
-    }
+    static const char clear[] = "\r\033[K";
+    static const char msg[] = "cnn train: interrupted: finishing the current step, then "
+                              "writing last.cnn (interrupt again to quit at once)\n";
+    if (stop_signal) _exit(EXIT_INTERRUPTED);
+    stop_signal = sig;
+    ssize_t r = stderr_tty ? write(STDERR_FILENO, clear, sizeof clear - 1) : 0;
+    r = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)r;
+}
+
+/* Catch SIGINT and SIGTERM (on), or give them back their default (off). */
+static void catch_signals(int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    stderr_tty = isatty(STDERR_FILENO);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 typedef struct train_args {
@@ -167,6 +200,61 @@ static void log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
     fflush(csv);
 }
 
+static double metric_of(const epoch_log *g, cnn_monitor m)
+{
+    switch (m) {
+    case CNN_MONITOR_VAL_LOSS: return g->val_loss;
+    case CNN_MONITOR_VAL_ACCURACY: return g->val_acc;
+    case CNN_MONITOR_TRAIN_LOSS: return g->train_loss;
+    default: return g->train_acc;
+    }
+}
+
+/* ---- trainer state ------------------------------------------------------ */
+
+/* What the loop keeps between steps and epochs beyond cli_train_state, all
+ * of it saved in the checkpoint's meta so that --resume continues exactly. */
+typedef struct run_state {
+    uint64_t position;       /* batches done of epoch st.epoch (0: at its start) */
+    double loss_sum;         /* of those batches: summed loss, */
+    uint64_t seen, correct;  /* samples and top-1 hits */
+    /* the watched metric (early stopping's monitor, else val accuracy) */
+    int watching;            /* 0: nothing to watch (no validation set) */
+    cnn_monitor monitor;
+    int maximize;
+    double min_delta;
+    double best;             /* best value so far (+-inf: none yet) */
+    uint64_t best_epoch;     /* the epoch (1-based) that had it; 0: none */
+    uint64_t wait;           /* epochs since then without improvement */
+    epoch_log best_log;      /* that epoch's scores */
+    cnn_plateau plateau;     /* schedule plateau */
+} run_state;
+
+static void format_state(char *buf, size_t n, const run_state *rs, int plateau)
+{
+    size_t len = 0;
+#define PUT(...) (len += (size_t)snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, \
+                                          __VA_ARGS__))
+    PUT("position=%" PRIu64 "\n", rs->position);
+    if (rs->position)
+        PUT("partial.loss_sum=%.17g\npartial.seen=%" PRIu64 "\npartial.correct=%" PRIu64 "\n",
+            rs->loss_sum, rs->seen, rs->correct);
+    if (rs->watching)
+        PUT("monitor=%s\nmonitor.best=%.17g\nmonitor.best_epoch=%" PRIu64 "\n"
+            "monitor.wait=%" PRIu64 "\n", cnn_monitor_names[rs->monitor], rs->best,
+            rs->best_epoch, rs->wait);
+    if (rs->best_epoch)
+        PUT("best.train_loss=%.17g\nbest.train_accuracy=%.17g\nbest.val_loss=%.17g\n"
+            "best.val_accuracy=%.17g\n", rs->best_log.train_loss, rs->best_log.train_acc,
+            rs->best_log.val_loss, rs->best_log.val_acc);
+    if (plateau)
+        PUT("plateau.lr=%.17g\nplateau.best=%.17g\nplateau.bad_epochs=%" PRIu64 "\n"
+            "plateau.cooldown=%" PRIu64 "\n", rs->plateau.lr, rs->plateau.best,
+            rs->plateau.bad_epochs, rs->plateau.cooldown);
+#undef PUT
+    assert(len < n && "the trainer state fits its buffer");
+}
+
 /* The folder part of path ("." when none), in buf. */
 static const char *dir_of(const char *path, char *buf, size_t n)
 {
@@ -182,10 +270,16 @@ static uint64_t meta_u64(const cnn_checkpoint *ck, const char *key, uint64_t def
     return cnn_checkpoint_meta(ck, key, buf, sizeof buf) ? def : strtoull(buf, NULL, 10);
 }
 
+static double meta_double(const cnn_checkpoint *ck, const char *key, double def)
+{
+    char buf[64];
+    return cnn_checkpoint_meta(ck, key, buf, sizeof buf) ? def : strtod(buf, NULL);
+}
+
 /* Read CKPT into ck and take its weights, normalisation, RNG and trainer
  * state. The network of the config must be the checkpoint's. */
 static int load_resume(const char *path, cli_model *m, cnn_checkpoint *ck,
-                       cli_train_state *st, uint64_t *opt_step)
+                       cli_train_state *st, run_state *rs, uint64_t *opt_step)
 {
     cnn_error e = {0};
     char buf[64];
@@ -195,11 +289,70 @@ static int load_resume(const char *path, cli_model *m, cnn_checkpoint *ck,
     st->epoch = meta_u64(ck, "epoch", 0);
     st->step = meta_u64(ck, "step", 0);
     *opt_step = meta_u64(ck, "optimizer_step", 0);
-    if (!cnn_checkpoint_meta(ck, "best_metric", buf, sizeof buf))
-        st->best_metric = strtod(buf, NULL);
-    if (!cnn_checkpoint_meta(ck, "val_accuracy", buf, sizeof buf))
-        st->val_accuracy = strtod(buf, NULL);
+    st->best_metric = meta_double(ck, "best_metric", st->best_metric);
+    st->val_accuracy = meta_double(ck, "val_accuracy", st->val_accuracy);
+    rs->position = meta_u64(ck, "position", 0);
+    if (rs->position) {
+        rs->loss_sum = meta_double(ck, "partial.loss_sum", 0);
+        rs->seen = meta_u64(ck, "partial.seen", 0);
+        rs->correct = meta_u64(ck, "partial.correct", 0);
+    }
+    /* the watched metric's state, if it watched the same metric */
+    if (rs->watching && !cnn_checkpoint_meta(ck, "monitor", buf, sizeof buf)
+        && !strcmp(buf, cnn_monitor_names[rs->monitor])) {
+        rs->best = meta_double(ck, "monitor.best", rs->best);
+        rs->best_epoch = meta_u64(ck, "monitor.best_epoch", 0);
+        rs->wait = meta_u64(ck, "monitor.wait", 0);
+    } else if (rs->watching && rs->monitor == CNN_MONITOR_VAL_ACCURACY
+               && st->best_metric >= 0) {
+        rs->best = st->best_metric;   /* a checkpoint from before the monitor keys */
+    }
+    if (rs->best_epoch) {
+        rs->best_log.epoch = rs->best_epoch;
+        rs->best_log.train_loss = meta_double(ck, "best.train_loss", 0);
+        rs->best_log.train_acc = meta_double(ck, "best.train_accuracy", 0);
+        rs->best_log.val_loss = meta_double(ck, "best.val_loss", 0);
+        rs->best_log.val_acc = meta_double(ck, "best.val_accuracy", 0);
+    }
+    rs->plateau.lr = meta_double(ck, "plateau.lr", rs->plateau.lr);
+    rs->plateau.best = meta_double(ck, "plateau.best", rs->plateau.best);
+    rs->plateau.bad_epochs = meta_u64(ck, "plateau.bad_epochs", 0);
+    rs->plateau.cooldown = meta_u64(ck, "plateau.cooldown", 0);
     return 0;
+}
+
+/* restore_best after a resume: the best epoch's weights come from best.cnn
+ * beside CKPT, into best[] (parameters, then buffers); the network then gets
+ * CKPT's state back. */
+static int load_best(const char *resume, const cnn_checkpoint *ck, cli_model *m,
+                     const run_state *rs, float *best)
+{
+    char dir[4096], path[4200];
+    cnn_checkpoint bk = {0};
+    cnn_error e = {0};
+    cnn_net *net = m->net;
+    snprintf(path, sizeof path, "%s/best.cnn", dir_of(resume, dir, sizeof dir));
+    if (cnn_checkpoint_read(path, &bk, &e)) {
+        cli_report(&e);
+        fprintf(stderr, "%s: error: cannot resume with early_stopping.restore_best: the "
+                "weights of the best epoch (%" PRIu64 ") are not readable\n", resume,
+                rs->best_epoch);
+        return CLI_EXIT_RUNTIME;
+    }
+    int rc = 0;
+    if (meta_u64(&bk, "epoch", 0) != rs->best_epoch) {
+        fprintf(stderr, "%s: error: cannot resume with early_stopping.restore_best: it holds "
+                "epoch %" PRIu64 ", not the best epoch %" PRIu64 "\n", path,
+                meta_u64(&bk, "epoch", 0), rs->best_epoch);
+        rc = CLI_EXIT_RUNTIME;
+    }
+    if (!rc && !(rc = cli_model_load_state(m, &bk, path))) {
+        memcpy(best, net->params, net->nparam_floats * sizeof *best);
+        memcpy(best + net->nparam_floats, net->buffers, net->nbuffer_floats * sizeof *best);
+        rc = cli_model_load_state(m, ck, resume);
+    }
+    cnn_checkpoint_free(&bk);
+    return rc;
 }
 
 /* The optimizer's moments and step count from the checkpoint. */
@@ -223,6 +376,41 @@ static int resume_optimizer(const char *path, const cnn_checkpoint *ck, cnn_opti
     return 0;
 }
 
+/* The learning rate of optimizer step `step`. */
+static float learning_rate(const cnn_train_spec *t, const run_state *rs, uint64_t step,
+                           size_t per_epoch)
+{
+    if (t->sched.type == CNN_SCHED_PLATEAU) return (float)rs->plateau.lr;
+    return (float)cnn_schedule_lr(&t->sched, t->optim.lr, step, per_epoch, t->epochs);
+}
+
+/* Is v an improvement on the watched metric's best? */
+static int improves(const run_state *rs, double v)
+{
+    if (isnan(v)) return 0;
+    return rs->maximize ? v > rs->best + rs->min_delta : v < rs->best - rs->min_delta;
+}
+
+static int save(const char *dir, const char *file, const cli_model *m, const cnn_optim *o,
+                cli_train_state *st, const run_state *rs, int plateau)
+{
+    char path[4200], extra[1024];
+    format_state(extra, sizeof extra, rs, plateau);
+    st->extra_meta = extra;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int rc = cli_model_save(path, m, o, st);
+    st->extra_meta = NULL;
+    return rc;
+}
+
+/* "cnn train CONFIG --set ... --resume DIR/last.cnn" for messages. */
+static void print_resume_hint(const train_args *a, const char *dir)
+{
+    fprintf(stderr, "resume with: cnn train %s", a->config);
+    for (size_t i = 0; i < a->nsets; i++) fprintf(stderr, " --set '%s'", a->sets[i]);
+    fprintf(stderr, " --resume %s/last.cnn\n", dir);
+}
+
 static int train(const train_args *a)
 {
     cli_model m;
@@ -232,13 +420,17 @@ static int train(const train_args *a)
     cnn_checkpoint ck = {0};
     FILE *jsonl = NULL, *csv = NULL;
     int *labels = NULL;
+    float *best_weights = NULL;   /* [params + buffers] of the best epoch (restore_best) */
     int rc;
     cnn_error e = {0};
     char dir[4096], path[4200];
 
+    stop_signal = 0;
     cli_set_threads(a->threads);
     if ((rc = cli_model_from_config(a->config, a->sets, a->nsets, 0, &m))) return rc;
     const cnn_train_spec *ts = &m.cfg.train;
+    const cnn_early_stopping *es = &ts->early;
+    const int plateau = ts->sched.type == CNN_SCHED_PLATEAU;
     if ((rc = cli_load_train_val(&m.cfg, 1, &train_ds, &val_ds))) goto out;
     int has_val = val_ds.n > 0;
     size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
@@ -249,10 +441,43 @@ static int train(const train_args *a)
         rc = CLI_EXIT_USAGE;
         goto out;
     }
+    /* the config checks this; a validation split can still come out empty */
+    cnn_monitor needs[2] = {es->enabled ? es->monitor : CNN_MONITOR_TRAIN_LOSS,
+                            plateau ? ts->plateau_monitor : CNN_MONITOR_TRAIN_LOSS};
+    for (size_t k = 0; k < 2; k++) {
+        if (has_val || needs[k] == CNN_MONITOR_TRAIN_LOSS
+            || needs[k] == CNN_MONITOR_TRAIN_ACCURACY)
+            continue;
+        fprintf(stderr, "%s: error: train.%s monitors %s but there are no validation "
+                "images\n", m.cfg.path, k ? "schedule" : "early_stopping",
+                cnn_monitor_names[needs[k]]);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
     if ((rc = cli_model_set_classes(&m, &train_ds))) goto out;
-    cli_train_state st = {0, 0, -1.0, -1.0};
+
+    cli_train_state st = {0, 0, -1.0, -1.0, NULL};
+    run_state rs = {0};
+    rs.watching = es->enabled || has_val;
+    rs.monitor = es->enabled ? es->monitor : CNN_MONITOR_VAL_ACCURACY;
+    rs.maximize = es->enabled ? es->maximize : 1;
+    rs.min_delta = es->enabled ? es->min_delta : 0.0;
+    rs.best = rs.maximize ? -INFINITY : INFINITY;
+    cnn_plateau_init(&rs.plateau, &ts->sched, ts->optim.lr);
+    const int restore = es->enabled && es->restore_best;
+    if (restore) {
+        best_weights = cnn_alloc(m.net->nparam_floats + m.net->nbuffer_floats + 1,
+                                 sizeof *best_weights, "best weights", &e);
+        if (!best_weights) {
+            rc = cli_report(&e);
+            goto out;
+        }
+    }
     uint64_t opt_step = 0;
-    if (a->resume && (rc = load_resume(a->resume, &m, &ck, &st, &opt_step))) goto out;
+    if (a->resume && (rc = load_resume(a->resume, &m, &ck, &st, &rs, &opt_step))) goto out;
+    if (a->resume && restore && rs.best_epoch
+        && (rc = load_best(a->resume, &ck, &m, &rs, best_weights)))
+        goto out;
     if (!m.cfg.data.has_normalize && !a->resume) {
         cnn_dataset_stats(&train_ds, m.mean, m.std);
         fprintf(stderr, "normalize: auto, from the training set: mean");
@@ -300,27 +525,47 @@ static int train(const train_args *a)
     if (csv_new)
         fprintf(csv, "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds,"
                 "images_per_s,data_wait_s\n");
+    size_t per_epoch = ld.nbatches;
+    if (rs.position > per_epoch) {
+        fprintf(stderr, "%s: error: cannot resume: it stopped after batch %" PRIu64 " of "
+                "an epoch, but an epoch now has %zu batches (was train.batch or the data "
+                "changed?)\n", a->resume, rs.position, per_epoch);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    catch_signals(1);
     fprintf(stderr, "training %s: %zu layers, %zu parameters, %zu training images%s, "
             "%zu epochs of batch %zu; run directory %s\n", m.cfg.name, m.net->nlayers,
             cnn_net_param_count(m.net), train_ds.n, has_val ? " (+ validation)" : "",
             ts->epochs, ts->batch, dir);
+    int stopped = es->enabled && rs.wait >= es->patience;
+    if (a->resume && rs.position)
+        fprintf(stderr, "resuming from %s in epoch %" PRIu64 " after batch %" PRIu64
+                " of %zu (step %" PRIu64 ")\n", a->resume, st.epoch + 1, rs.position,
+                per_epoch, st.step);
+    else if (a->resume)
+        fprintf(stderr, "resuming from %s after epoch %" PRIu64 " (step %" PRIu64 ")%s\n",
+                a->resume, st.epoch, st.step,
+                stopped ? "; early stopping had already ended this run" : "");
 
-    if (a->resume)
-        fprintf(stderr, "resuming from %s after epoch %llu (step %llu)\n", a->resume,
-                (unsigned long long)st.epoch, (unsigned long long)st.step);
-    size_t per_epoch = (train_ds.n + ts->batch - 1) / ts->batch;
     epoch_log g = {0};
+    size_t epochs_run = 0;
     double run_start = cli_now();
-    for (size_t epoch = (size_t)st.epoch; epoch < ts->epochs; epoch++) {
+    for (size_t epoch = (size_t)st.epoch; epoch < ts->epochs && !stopped; epoch++) {
         cli_progress bar;
-        double loss_sum = 0;
-        size_t seen = 0, correct = 0;
-        cnn_loader_epoch(&ld, epoch);
+        double loss_sum = rs.loss_sum;
+        size_t seen = rs.seen, correct = rs.correct, seen_before = rs.seen;
+        cnn_loader_epoch_at(&ld, epoch, rs.position);
+        rs.position = 0;
+        rs.loss_sum = 0;
+        rs.seen = rs.correct = 0;
         cli_progress_begin(&bar, epoch + 1, ts->epochs, train_ds.n);
-        g.lr = learning_rate(ts, st.step, per_epoch);
-        for (size_t got; (got = cnn_loader_next(&ld, m.net->x, labels));) {
+        g.lr = learning_rate(ts, &rs, (uint64_t)epoch * per_epoch, per_epoch);
+        int interrupted = 0;
+        for (size_t got; !interrupted && (got = cnn_loader_next(&ld, m.net->x, labels));) {
             size_t hit = 0;
-            float lr = learning_rate(ts, st.step, per_epoch);
+            float lr = learning_rate(ts, &rs, st.step, per_epoch);
+            cnn_optim_perturb(opt);
             cnn_net_forward(m.net, got, 1);
             double loss = cnn_net_loss(m.net, labels, &hit);
             if (!isfinite(loss)) {
@@ -333,21 +578,40 @@ static int train(const train_args *a)
                 goto out;
             }
             cnn_net_backward(m.net);
+            cnn_optim_unperturb(opt);
             cnn_optim_step(opt, lr);
             st.step++;
             loss_sum += loss * (double)got;
             correct += hit;
             seen += got;
-            cli_progress_update(&bar, seen, loss_sum / (double)seen,
-                                (double)correct / (double)seen);
+            interrupted = stop_signal != 0;
+            if (!interrupted)
+                cli_progress_update(&bar, seen, loss_sum / (double)seen,
+                                    (double)correct / (double)seen);
         }
         cli_progress_end(&bar);
+        if (interrupted) {
+            /* st.epoch stays: the epoch is not finished */
+            rs.position = ld.next_batch;
+            rs.loss_sum = loss_sum;
+            rs.seen = seen;
+            rs.correct = correct;
+            if ((rc = save(dir, "last.cnn", &m, opt, &st, &rs, plateau))) goto out;
+            fprintf(stderr, "%s: stopped during epoch %zu after batch %" PRIu64 " of %zu "
+                    "(step %" PRIu64 "); checkpoint: %s/last.cnn\n",
+                    stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", epoch + 1, rs.position,
+                    per_epoch, st.step, dir);
+            print_resume_hint(a, dir);
+            rc = EXIT_INTERRUPTED;
+            goto out;
+        }
+        epochs_run++;
         g.epoch = epoch + 1;
         g.seconds = cli_now() - bar.start;
-        g.images_per_s = g.seconds > 0 ? (double)seen / g.seconds : 0;
+        g.images_per_s = g.seconds > 0 ? (double)(seen - seen_before) / g.seconds : 0;
         g.data_wait = ld.wait_seconds;
-        g.train_loss = loss_sum / (double)seen;
-        g.train_acc = (double)correct / (double)seen;
+        g.train_loss = seen ? loss_sum / (double)seen : 0;
+        g.train_acc = seen ? (double)correct / (double)seen : 0;
         if (has_val) {
             cli_score vs;
             cli_evaluate(&m, &val_ds, 1, NULL, &vs);
@@ -364,27 +628,84 @@ static int train(const train_args *a)
         fprintf(stderr, "  %.1fs  %.0f img/s  data wait %.1fs\n", g.seconds, g.images_per_s,
                 g.data_wait);
 
-        int best = has_val && g.val_acc > st.best_metric;
-        if (best) st.best_metric = g.val_acc;
-        snprintf(path, sizeof path, "%s/last.cnn", dir);
-        if ((rc = cli_model_save(path, &m, opt, &st))) goto out;
-        if (best) {
-            snprintf(path, sizeof path, "%s/best.cnn", dir);
-            if ((rc = cli_model_save(path, &m, opt, &st))) goto out;
+        double lr_before = rs.plateau.lr;
+        if (plateau && cnn_plateau_step(&rs.plateau, &ts->sched,
+                                        metric_of(&g, ts->plateau_monitor)))
+            fprintf(stderr, "plateau: %s did not improve for %zu epoch%s; learning rate "
+                    "%.4g -> %.4g\n", cnn_monitor_names[ts->plateau_monitor],
+                    ts->sched.patience + 1, ts->sched.patience ? "s" : "", lr_before,
+                    rs.plateau.lr);
+        int best = 0;
+        if (rs.watching) {
+            double v = metric_of(&g, rs.monitor);
+            if ((best = improves(&rs, v))) {
+                rs.best = v;
+                rs.best_epoch = g.epoch;
+                rs.best_log = g;
+                rs.wait = 0;
+                st.best_metric = v;
+                if (restore) {
+                    memcpy(best_weights, m.net->params, m.net->nparam_floats * sizeof(float));
+                    memcpy(best_weights + m.net->nparam_floats, m.net->buffers,
+                           m.net->nbuffer_floats * sizeof(float));
+                }
+            } else {
+                rs.wait++;
+            }
+        }
+        if ((rc = save(dir, "last.cnn", &m, opt, &st, &rs, plateau))
+            || (best && (rc = save(dir, "best.cnn", &m, opt, &st, &rs, plateau))))
+            goto out;
+        if (es->enabled && rs.wait >= es->patience) {
+            stopped = 1;
+            fprintf(stderr, "early stopping: %s has not improved for %" PRIu64 " epochs "
+                    "(best %.6g at epoch %" PRIu64 ")\n", cnn_monitor_names[rs.monitor],
+                    rs.wait, rs.best, rs.best_epoch);
+        }
+        if (stop_signal) {
+            fprintf(stderr, "%s: stopped after epoch %zu of %zu (step %" PRIu64 "); "
+                    "checkpoint: %s/last.cnn\n", stop_signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                    g.epoch, ts->epochs, st.step, dir);
+            if (!stopped && g.epoch < ts->epochs) print_resume_hint(a, dir);
+            rc = EXIT_INTERRUPTED;
+            goto out;
         }
     }
+    const epoch_log *r = &g;
+    if (restore && rs.best_epoch) {
+        memcpy(m.net->params, best_weights, m.net->nparam_floats * sizeof(float));
+        memcpy(m.net->buffers, best_weights + m.net->nparam_floats,
+               m.net->nbuffer_floats * sizeof(float));
+        if ((rc = save(dir, "last.cnn", &m, opt, &st, &rs, plateau))) goto out;
+        fprintf(stderr, "restore_best: last.cnn holds the weights of epoch %" PRIu64 "\n",
+                rs.best_epoch);
+        r = &rs.best_log;
+    } else if (!epochs_run) {
+        printf("%s: nothing to train: %" PRIu64 " of %zu epochs done%s\ncheckpoint: "
+               "%s/last.cnn\n", m.cfg.name, st.epoch, ts->epochs,
+               stopped ? " (stopped early)" : "", dir);
+        rc = 0;
+        goto out;
+    }
     double total = cli_now() - run_start;
-    printf("%s: %zu epochs in %.1f s; train loss %.4f, train accuracy %.2f%%",
-           m.cfg.name, ts->epochs, total, g.train_loss, 100 * g.train_acc);
+    printf("%s: %zu epoch%s in %.1f s", m.cfg.name, epochs_run, epochs_run == 1 ? "" : "s",
+           total);
+    if (st.epoch != epochs_run) printf(" (%" PRIu64 " in all)", st.epoch);
+    printf("; train loss %.4f, train accuracy %.2f%%", r->train_loss, 100 * r->train_acc);
     if (has_val)
-        printf("; val loss %.4f, val accuracy %.2f%% (best %.2f%%)", g.val_loss,
-               100 * g.val_acc, 100 * st.best_metric);
+        printf("; val loss %.4f, val accuracy %.2f%%", r->val_loss, 100 * r->val_acc);
+    if (rs.watching && rs.best_epoch)
+        printf("; best %s %.4f at epoch %" PRIu64 "%s", cnn_monitor_names[rs.monitor], rs.best,
+               rs.best_epoch, r == &rs.best_log ? " (restored)" : "");
+    if (stopped) printf("; stopped early");
     printf("\ncheckpoint: %s/last.cnn\n", dir);
     rc = 0;
 out:
+    catch_signals(0);
     if (jsonl) fclose(jsonl);
     if (csv) fclose(csv);
     free(labels);
+    free(best_weights);
     cnn_loader_free(&ld);
     cnn_optim_free(opt);
     cnn_checkpoint_free(&ck);

@@ -773,13 +773,14 @@ static cnn_status open_typed(parse *p, const sect *train, const char *key,
 static cnn_status parse_source(parse *p, const sect *data, const char *key,
                                cnn_data_source *src)
 {
-    static const char *const keys[] = {"path", "list", "images", "labels", "limit"};
+    static const char *const keys[] = {"path", "list", "images", "labels", "limit",
+                                       "classes"};
     static const char *const hint =
         " (one of path: FOLDER, list: FILE, or images: + labels: for IDX files)";
     sect s;
     const char *images, *labels, *path, *list;
     cnn_status st;
-    if ((st = open_sect(p, data, key, keys, 5, &s))) return st;
+    if ((st = open_sect(p, data, key, keys, 6, &s))) return st;
     if (!s.map) return CNN_OK;
     if ((st = get_string(p, &s, "path", &path))
         || (st = get_string(p, &s, "list", &list))
@@ -791,6 +792,28 @@ static cnn_status parse_source(parse *p, const sect *data, const char *key,
     if (given == 0) return fail(p, s.key, "%s needs a source%s", s.name, hint);
     if (given > 1)
         return fail(p, s.key, "%s has more than one source%s", s.name, hint);
+    const node *cv = value_of(&s, "classes");
+    if (cv) {
+        char name[128];
+        full_name(name, sizeof name, &s, "classes");
+        if (cv->kind != NODE_SEQ || cv->n == 0)
+            return bad_value(p, cv, name, "a list of class names");
+        if (images || labels)
+            return fail(p, cv, "%s selects folder or list classes by name; IDX data has "
+                        "none", name);
+        src->classes = arena_alloc(p->mem, cv->n * sizeof *src->classes, p->e);
+        if (!src->classes) return CNN_ERR_NOMEM;
+        for (size_t i = 0; i < cv->n; i++) {
+            if (cv->items[i]->kind != NODE_SCALAR)
+                return bad_value(p, cv->items[i], name, "a list of class names");
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(src->classes[j], cv->items[i]->text))
+                    return fail(p, cv->items[i], "%s names '%s' twice", name,
+                                cv->items[i]->text);
+            src->classes[i] = cv->items[i]->text;
+        }
+        src->nclasses = cv->n;
+    }
     if (path) {
         src->kind = CNN_SOURCE_DIR;
         src->path = (char *)path;
@@ -2239,12 +2262,15 @@ static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *ms)
 /* ---- train ------------------------------------------------------------- */
 
 static const char *const optim_names[CNN_OPTIM_COUNT] = {"sgd", "adam", "adamw"};
-static const char *const sched_names[CNN_SCHED_COUNT] = {"constant", "step", "cosine"};
+const char *const cnn_monitor_names[CNN_MONITOR_COUNT] = {
+    "val_loss", "val_accuracy", "train_loss", "train_accuracy",
+};
+static const char *const mode_names[] = {"auto", "min", "max"};
 
 static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config *o)
 {
     static const char *const keys[] = {"type", "lr", "momentum", "nesterov",
-                                       "weight_decay", "betas", "eps"};
+                                       "weight_decay", "betas", "eps", "l1", "decay_all"};
     const range lr = {0, INFINITY, 1, 0}, unit = {0, 1, 0, 1};
     const range nonneg = {0, INFINITY, 0, 0};
     const node *tv;
@@ -2252,7 +2278,7 @@ static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config 
     int type = CNN_OPTIM_SGD;
     cnn_status st;
     char name[128];
-    if ((st = open_typed(p, train, "optimizer", keys, 7, &s, &tv))) return st;
+    if ((st = open_typed(p, train, "optimizer", keys, 9, &s, &tv))) return st;
     full_name(name, sizeof name, &s, "type");
     if (tv && (st = enum_value(p, tv, name, optim_names, CNN_OPTIM_COUNT, &type))) return st;
     o->type = (cnn_optim_type)type;
@@ -2261,7 +2287,9 @@ static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config 
     o->beta2 = 0.999f;
     if ((st = get_float(p, &s, "lr", sgd ? 0.01f : 0.001f, lr, &o->lr))
         || (st = get_float(p, &s, "weight_decay", o->type == CNN_OPTIM_ADAMW ? 0.01f : 0.0f,
-                           nonneg, &o->weight_decay)))
+                           nonneg, &o->weight_decay))
+        || (st = get_float(p, &s, "l1", 0.0f, nonneg, &o->l1))
+        || (st = get_bool(p, &s, "decay_all", 0, &o->decay_all)))
         return st;
     if (sgd) {
         if ((st = not_for(p, &s, "betas", "adam and adamw", "sgd"))
@@ -2292,51 +2320,182 @@ static cnn_status parse_optimizer(parse *p, const sect *train, cnn_optim_config 
     return CNN_OK;
 }
 
-static cnn_status parse_schedule(parse *p, const sect *train, cnn_train_spec *t)
+/* Is there a validation set: data.val or data.val_split? */
+static int has_val_data(const cnn_data_spec *d)
 {
-    static const char *const keys[] = {"type", "step_epochs", "gamma", "warmup_epochs",
-                                       "min_lr"};
+    return d->val.kind != CNN_SOURCE_NONE || d->val_split > 0;
+}
+
+/* `monitor` and `mode` of section s (early_stopping, or a plateau
+ * schedule): a val_* metric needs a validation set; mode auto maximises
+ * accuracies and minimises losses. `at` is where to point when the
+ * monitor is the default. */
+static cnn_status parse_monitor(parse *p, const sect *s, const node *at,
+                                const cnn_data_spec *d, cnn_monitor *mon, int *maximize)
+{
+    char name[128];
+    int m = CNN_MONITOR_VAL_LOSS, mode = 0;
+    cnn_status st;
+    const node *mv = value_of(s, "monitor"), *dv = value_of(s, "mode");
+    full_name(name, sizeof name, s, "monitor");
+    if (mv && (st = enum_value(p, mv, name, cnn_monitor_names, CNN_MONITOR_COUNT, &m)))
+        return st;
+    full_name(name, sizeof name, s, "mode");
+    if (dv && (st = enum_value(p, dv, name, mode_names, 3, &mode))) return st;
+    *mon = (cnn_monitor)m;
+    int acc = m == CNN_MONITOR_VAL_ACCURACY || m == CNN_MONITOR_TRAIN_ACCURACY;
+    *maximize = mode == 0 ? acc : mode == 2;
+    if ((m == CNN_MONITOR_VAL_LOSS || m == CNN_MONITOR_VAL_ACCURACY) && !has_val_data(d))
+        return fail(p, mv ? mv : at, "%s.monitor is %s%s, but the config has no validation "
+                    "set: add data.val or data.val_split, or monitor train_%s", s->name,
+                    cnn_monitor_names[m], mv ? "" : " (the default)",
+                    m == CNN_MONITOR_VAL_LOSS ? "loss" : "accuracy");
+    return CNN_OK;
+}
+
+/* Schedule keys and the types that take them. */
+#define SCHED_BIT(t) (1u << (t))
+typedef struct sched_key {
+    const char *key;
+    unsigned types;
+    const char *valid;
+} sched_key;
+
+static const sched_key sched_keys[] = {
+    {"step_epochs", SCHED_BIT(CNN_SCHED_STEP), "type step"},
+    {"gamma", SCHED_BIT(CNN_SCHED_STEP) | SCHED_BIT(CNN_SCHED_MULTISTEP)
+        | SCHED_BIT(CNN_SCHED_EXPONENTIAL), "types step, multistep and exponential"},
+    {"milestones", SCHED_BIT(CNN_SCHED_MULTISTEP), "type multistep"},
+    {"warmup_epochs", SCHED_BIT(CNN_SCHED_COSINE), "type cosine"},
+    {"min_lr", SCHED_BIT(CNN_SCHED_COSINE) | SCHED_BIT(CNN_SCHED_PLATEAU),
+        "types cosine and plateau"},
+    {"pct_start", SCHED_BIT(CNN_SCHED_ONE_CYCLE), "type one_cycle"},
+    {"div_factor", SCHED_BIT(CNN_SCHED_ONE_CYCLE), "type one_cycle"},
+    {"final_div_factor", SCHED_BIT(CNN_SCHED_ONE_CYCLE), "type one_cycle"},
+    {"monitor", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+    {"mode", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+    {"factor", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+    {"patience", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+    {"threshold", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+    {"cooldown", SCHED_BIT(CNN_SCHED_PLATEAU), "type plateau"},
+};
+#define NSCHED_KEYS (sizeof sched_keys / sizeof sched_keys[0])
+
+/* milestones: epochs >= 1, strictly increasing. */
+static cnn_status parse_milestones(parse *p, const sect *s, cnn_schedule *sc)
+{
+    char name[128];
+    const node *v = value_of(s, "milestones");
+    full_name(name, sizeof name, s, "milestones");
+    if (!v)
+        return required(p, s, "milestones", " for type multistep (the epochs after which "
+                        "the rate is multiplied by gamma, e.g. [30, 60])");
+    if (v->kind != NODE_SEQ || v->n == 0)
+        return bad_value(p, v, name, "a non-empty list of epochs, e.g. [30, 60]");
+    if (v->n > CNN_MAX_MILESTONES)
+        return fail(p, v, "%s has %zu entries; at most %d are allowed", name, v->n,
+                    CNN_MAX_MILESTONES);
+    for (size_t i = 0; i < v->n; i++) {
+        long x = 0;
+        cnn_status st = int_value(p, v->items[i], name, 1, LONG_MAX, &x);
+        if (st) return st;
+        if (i && (size_t)x <= sc->milestones[i - 1])
+            return fail(p, v->items[i], "%s must be increasing, got %ld after %zu", name, x,
+                        sc->milestones[i - 1]);
+        sc->milestones[i] = (size_t)x;
+    }
+    sc->nmilestones = v->n;
+    return CNN_OK;
+}
+
+static cnn_status parse_schedule(parse *p, const sect *train, const cnn_data_spec *d,
+                                 cnn_train_spec *t)
+{
+    static const char *const keys[] = {
+        "type", "step_epochs", "gamma", "milestones", "warmup_epochs", "min_lr",
+        "pct_start", "div_factor", "final_div_factor", "monitor", "mode", "factor",
+        "patience", "threshold", "cooldown",
+    };
     const range gamma = {0, 1, 1, 0}, nonneg = {0, INFINITY, 0, 0};
+    const range open_unit = {0, 1, 1, 1}, positive = {0, INFINITY, 1, 0};
     const node *tv;
     sect s;
     int type = CNN_SCHED_CONSTANT;
     char name[128];
     cnn_status st;
-    if ((st = open_typed(p, train, "schedule", keys, 5, &s, &tv))) return st;
+    cnn_schedule *sc = &t->sched;
+    if ((st = open_typed(p, train, "schedule", keys, sizeof keys / sizeof keys[0], &s, &tv)))
+        return st;
     full_name(name, sizeof name, &s, "type");
-    if (tv && (st = enum_value(p, tv, name, sched_names, CNN_SCHED_COUNT, &type))) return st;
-    t->schedule = (cnn_schedule_type)type;
-    const char *tn = sched_names[type];
-    if (type != CNN_SCHED_STEP
-        && ((st = not_for(p, &s, "step_epochs", "type step", tn))
-            || (st = not_for(p, &s, "gamma", "type step", tn))))
+    if (tv && (st = enum_value(p, tv, name, cnn_schedule_names, CNN_SCHED_COUNT, &type)))
         return st;
-    if (type != CNN_SCHED_COSINE
-        && ((st = not_for(p, &s, "warmup_epochs", "type cosine", tn))
-            || (st = not_for(p, &s, "min_lr", "type cosine", tn))))
+    sc->type = (cnn_schedule_type)type;
+    const char *tn = cnn_schedule_names[type];
+    for (size_t i = 0; i < NSCHED_KEYS; i++)
+        if (!(sched_keys[i].types & SCHED_BIT(type))
+            && (st = not_for(p, &s, sched_keys[i].key, sched_keys[i].valid, tn)))
+            return st;
+    if (type == CNN_SCHED_EXPONENTIAL && !value_of(&s, "gamma"))
+        return required(p, &s, "gamma", " for type exponential (the factor per epoch, "
+                        "e.g. 0.95)");
+    if (type == CNN_SCHED_MULTISTEP && (st = parse_milestones(p, &s, sc))) return st;
+    if ((st = get_size(p, &s, "step_epochs", 10, 1, LONG_MAX, &sc->step_epochs))
+        || (st = get_float(p, &s, "gamma", 0.1f, gamma, &sc->gamma))
+        || (st = get_size(p, &s, "warmup_epochs", 0, 0, LONG_MAX, &sc->warmup_epochs))
+        || (st = get_float(p, &s, "min_lr", 0.0f, nonneg, &sc->min_lr))
+        || (st = get_float(p, &s, "pct_start", 0.3f, open_unit, &sc->pct_start))
+        || (st = get_float(p, &s, "div_factor", 25.0f, positive, &sc->div_factor))
+        || (st = get_float(p, &s, "final_div_factor", 1e4f, positive, &sc->final_div_factor))
+        || (st = get_float(p, &s, "factor", 0.1f, open_unit, &sc->factor))
+        || (st = get_size(p, &s, "patience", 10, 0, LONG_MAX, &sc->patience))
+        || (st = get_float(p, &s, "threshold", 1e-4f, nonneg, &sc->threshold))
+        || (st = get_size(p, &s, "cooldown", 0, 0, LONG_MAX, &sc->cooldown)))
         return st;
-    if ((st = get_size(p, &s, "step_epochs", 10, 1, LONG_MAX, &t->step_epochs))
-        || (st = get_float(p, &s, "gamma", 0.1f, gamma, &t->gamma))
-        || (st = get_size(p, &s, "warmup_epochs", 0, 0, LONG_MAX, &t->warmup_epochs))
-        || (st = get_float(p, &s, "min_lr", 0.0f, nonneg, &t->min_lr)))
-        return st;
-    if (t->min_lr > t->optim.lr)
+    if (sc->min_lr > t->optim.lr)
         return fail(p, value_of(&s, "min_lr"), "%s.min_lr (%g) must not exceed the "
-                    "learning rate train.optimizer.lr (%g)", s.name, (double)t->min_lr,
+                    "learning rate train.optimizer.lr (%g)", s.name, (double)sc->min_lr,
                     (double)t->optim.lr);
+    if (type == CNN_SCHED_PLATEAU)
+        return parse_monitor(p, &s, tv ? tv : s.key, d, &t->plateau_monitor, &sc->maximize);
     return CNN_OK;
 }
 
-static cnn_status parse_train(parse *p, const sect *top, cnn_train_spec *t)
+/* train.early_stopping: present (even as {}) turns it on. */
+static cnn_status parse_early_stopping(parse *p, const sect *train, const cnn_data_spec *d,
+                                       cnn_early_stopping *es)
 {
-    static const char *const keys[] = {"epochs", "batch", "optimizer", "schedule"};
+    static const char *const keys[] = {"monitor", "mode", "patience", "min_delta",
+                                       "restore_best"};
+    const range nonneg = {0, INFINITY, 0, 0};
     sect s;
     cnn_status st;
-    if ((st = open_sect(p, top, "train", keys, 4, &s))
+    if ((st = open_sect(p, train, "early_stopping", keys, 5, &s))) return st;
+    if (!s.map) return CNN_OK;
+    es->enabled = 1;
+    if ((st = parse_monitor(p, &s, s.key, d, &es->monitor, &es->maximize))
+        || (st = get_size(p, &s, "patience", 10, 1, LONG_MAX, &es->patience))
+        || (st = get_float(p, &s, "min_delta", 0.0f, nonneg, &es->min_delta))
+        || (st = get_bool(p, &s, "restore_best", 0, &es->restore_best)))
+        return st;
+    return CNN_OK;
+}
+
+static cnn_status parse_train(parse *p, const sect *top, const cnn_data_spec *d,
+                              cnn_train_spec *t)
+{
+    static const char *const keys[] = {"epochs", "batch", "optimizer", "schedule",
+                                       "early_stopping", "weight_noise", "clip_grad_norm"};
+    const range nonneg = {0, INFINITY, 0, 0}, positive = {0, INFINITY, 1, 0};
+    sect s;
+    cnn_status st;
+    if ((st = open_sect(p, top, "train", keys, 7, &s))
         || (st = get_size(p, &s, "epochs", 10, 1, LONG_MAX, &t->epochs))
         || (st = get_size(p, &s, "batch", 64, 1, 65536, &t->batch))
         || (st = parse_optimizer(p, &s, &t->optim))
-        || (st = parse_schedule(p, &s, t)))
+        || (st = parse_schedule(p, &s, d, t))
+        || (st = parse_early_stopping(p, &s, d, &t->early))
+        || (st = get_float(p, &s, "weight_noise", 0.0f, nonneg, &t->optim.weight_noise))
+        || (st = get_float(p, &s, "clip_grad_norm", 0.0f, positive, &t->optim.clip_grad_norm)))
         return st;
     return CNN_OK;
 }
@@ -2384,7 +2543,7 @@ static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
     cfg->seed = (uint64_t)seed;
     if ((st = parse_data(p, &top, &cfg->data))
         || (st = parse_model(p, &top, &cfg->model))
-        || (st = parse_train(p, &top, &cfg->train)))
+        || (st = parse_train(p, &top, &cfg->data, &cfg->train)))
         return st;
     cfg->model.input = cfg->data.input;
     return CNN_OK;

@@ -30,6 +30,9 @@ typedef struct cnn_data_source {
     char *labels;          /* IDX label file */
     char *path;            /* DIR: the folder; LIST: the list file */
     size_t limit;          /* keep only the first `limit` samples (0: all) */
+    const char **classes;  /* [nclasses] keep only these classes, in this order
+                              (folders and lists; NULL: all) */
+    size_t nclasses;
 } cnn_data_source;
 
 #define CNN_MAX_AUGS 16
@@ -51,23 +54,79 @@ typedef struct cnn_data_spec {
     char *cache_dir;             /* where (NULL: $TMPDIR or /tmp) */
 } cnn_data_spec;
 
-typedef enum cnn_schedule_type {
-    CNN_SCHED_CONSTANT,
-    CNN_SCHED_STEP,
-    CNN_SCHED_COSINE,
-    CNN_SCHED_COUNT
-} cnn_schedule_type;
+/* A metric the trainer watches after every epoch (early stopping,
+ * reduce-on-plateau, best.cnn). */
+typedef enum cnn_monitor {
+    CNN_MONITOR_VAL_LOSS,
+    CNN_MONITOR_VAL_ACCURACY,
+    CNN_MONITOR_TRAIN_LOSS,
+    CNN_MONITOR_TRAIN_ACCURACY,
+    CNN_MONITOR_COUNT
+} cnn_monitor;
+
+extern const char *const cnn_monitor_names[CNN_MONITOR_COUNT];
+
+typedef struct cnn_early_stopping {
+    int enabled;                 /* train.early_stopping is present */
+    cnn_monitor monitor;
+    int maximize;                /* mode max (auto: for accuracies) */
+    size_t patience;             /* stop after this many epochs without improvement */
+    float min_delta;             /* an improvement must exceed this */
+    int restore_best;            /* end with the best epoch's weights */
+} cnn_early_stopping;
 
 typedef struct cnn_train_spec {
     size_t epochs;
     size_t batch;
-    cnn_optim_config optim;
-    cnn_schedule_type schedule;
-    size_t step_epochs;          /* step: multiply by gamma every step_epochs */
-    float gamma;
-    size_t warmup_epochs;        /* cosine: linear warmup from lr/10... see README */
-    float min_lr;                /* cosine: final learning rate */
+    cnn_optim_config optim;      /* also carries weight_noise and clip_grad_norm */
+    cnn_schedule sched;
+    cnn_monitor plateau_monitor; /* schedule plateau: the metric it watches */
+    cnn_early_stopping early;
 } cnn_train_spec;
+
+/* What trains (train.trainable, head, freeze, lr_mult, stages) and where
+ * pretrained weights come from (the finetune section). Patterns are globs
+ * over layer names (fnmatch: *, ?, [...]). */
+typedef enum cnn_trainable {
+    CNN_TRAINABLE_ALL,           /* every parameter */
+    CNN_TRAINABLE_HEAD,          /* the head: the new layers of a fine-tune, or
+                                    train.head, or else the output layer */
+    CNN_TRAINABLE_BATCHNORM,     /* only batch norm's gamma and beta */
+    CNN_TRAINABLE_COUNT
+} cnn_trainable;
+
+typedef struct cnn_pattern_value {
+    const char *pattern;
+    float value;
+} cnn_pattern_value;
+
+typedef struct cnn_stage_spec {
+    size_t epochs;
+    int trainable;               /* cnn_trainable */
+    const char **freeze;         /* [nfreeze] */
+    size_t nfreeze;
+    float lr;                    /* the stage's base learning rate */
+} cnn_stage_spec;
+
+typedef struct cnn_tune_spec {
+    int trainable;               /* cnn_trainable */
+    const char **head;           /* [nhead] patterns (NULL: the default head) */
+    size_t nhead;
+    const char **freeze;         /* [nfreeze] patterns frozen on top */
+    size_t nfreeze;
+    cnn_pattern_value *lr_mult;  /* [nlr_mult]: the first matching pattern wins */
+    size_t nlr_mult;
+    cnn_stage_spec *stages;      /* [nstages]; none: one stage of train.epochs */
+    size_t nstages;
+    /* finetune: */
+    const char *from;            /* the pretrained checkpoint (--from wins) */
+    const char **rename_from, **rename_to;   /* [nrename] layer name prefixes */
+    size_t nrename;
+    const char **drop;           /* [ndrop] pretrained layers not to take */
+    size_t ndrop;
+    const char **reinit;         /* [nreinit] layers to initialise afresh */
+    size_t nreinit;
+} cnn_tune_spec;
 
 typedef struct cnn_config {
     char *path;                  /* the name used in messages */
@@ -76,6 +135,7 @@ typedef struct cnn_config {
     cnn_data_spec data;
     cnn_model_spec model;        /* layer specs point into memory owned here */
     cnn_train_spec train;
+    cnn_tune_spec tune;
     char *resolved;              /* the config as YAML text, overrides applied */
     void *priv;                  /* front end's own allocations */
 } cnn_config;

@@ -240,6 +240,7 @@ int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
         }
     }
     size_t cap = 2048 + (m->classes ? m->nclasses * 64 : 0);
+    if (st && st->extra_meta) cap += strlen(st->extra_meta);
     for (size_t c = 0; m->classes && c < m->nclasses; c++) cap += strlen(m->classes[c]);
     char *meta = malloc(cap);
     if (!meta) {
@@ -260,6 +261,10 @@ int cli_model_save(const char *path, const cli_model *m, const cnn_optim *o,
     for (size_t c = 0; m->classes && c < m->nclasses; c++) {
         size_t len = strlen(meta);
         snprintf(meta + len, cap - len, "class.%zu=%s\n", c, m->classes[c]);
+    }
+    if (st && st->extra_meta) {
+        size_t len = strlen(meta);
+        snprintf(meta + len, cap - len, "%s", st->extra_meta);
     }
     cnn_checkpoint ck = {m->cfg.resolved, meta, ts, n};
     cnn_status s = cnn_checkpoint_write(path, &ck, &e);
@@ -293,7 +298,12 @@ static int list_source(const cnn_data_source *src, cnn_file_list *l)
     cnn_error e = {0};
     cnn_status st = src->kind == CNN_SOURCE_DIR ? cnn_list_dir(src->path, l, &e)
                                                 : cnn_list_file(src->path, l, &e);
-    if (st) return cli_report(&e);
+    if (!st && src->nclasses)
+        st = cnn_file_list_keep_classes(l, src->classes, src->nclasses, src->path, &e);
+    if (st) {
+        cnn_file_list_free(l);
+        return cli_report(&e);
+    }
     thin_list(l, src->limit);
     return 0;
 }

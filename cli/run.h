@@ -65,6 +65,7 @@ typedef struct cli_train_state {
     uint64_t step;           /* optimizer steps taken */
     double best_metric;      /* best validation accuracy so far (-1: none) */
     double val_accuracy;     /* of this checkpoint's epoch (-1: none) */
+    const char *extra_meta;  /* more "key=value\n" lines for the meta, or NULL */
 } cli_train_state;
 
 /* Write m's parameters and buffers, the optimizer's moments (if o) and the

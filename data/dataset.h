@@ -79,6 +79,11 @@ void cnn_loader_free(cnn_loader *ld);
  * epoch gives the same batches, whatever the number of threads. */
 void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch);
 
+/* The same, starting at batch first_batch of that epoch (to resume in the
+ * middle of an epoch): the batches are those an uninterrupted epoch would
+ * give from there on. */
+void cnn_loader_epoch_at(cnn_loader *ld, uint64_t epoch, size_t first_batch);
+
 /* Fill x [batch][c][h][w] and y [batch] (y may be NULL) with the next batch
  * of this epoch; returns how many samples (the last batch may be short, 0
  * at the end of the epoch). */

@@ -243,6 +243,11 @@ void cnn_loader_free(cnn_loader *ld)
 
 void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch)
 {
+    cnn_loader_epoch_at(ld, epoch, 0);
+}
+
+void cnn_loader_epoch_at(cnn_loader *ld, uint64_t epoch, size_t first_batch)
+{
     struct cnn_loader_pool *p = ld->pool;
     if (p->nthreads) {
         /* stop handing out batches and wait for those being built */
@@ -256,12 +261,13 @@ void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch)
         uint64_t state = cnn_rng_seed(ld->o.seed, epoch);
         cnn_rng_shuffle(&state, ld->order, n);
     }
+    if (first_batch > ld->nbatches) first_batch = ld->nbatches;
     ld->epoch = epoch;
-    ld->next_batch = 0;
+    ld->next_batch = first_batch;
     ld->wait_seconds = 0;
     if (p->nthreads) {
         for (size_t k = 0; k < p->nslots; k++) p->slots[k].state = SLOT_FREE;
-        p->next_claim = 0;
+        p->next_claim = first_batch;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }

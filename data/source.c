@@ -529,6 +529,51 @@ cnn_status cnn_file_list_match_classes(cnn_file_list *l, const cnn_file_list *re
     return CNN_OK;
 }
 
+cnn_status cnn_file_list_keep_classes(cnn_file_list *l, const char *const *names,
+                                      size_t n, const char *what, cnn_error *e)
+{
+    if (!l || (n && !names))
+        return cnn_error_set(e, CNN_ERR_ARG, "cnn_file_list_keep_classes: NULL argument");
+    int *map = cnn_alloc(l->nclasses + 1, sizeof *map, "class map", e);   /* [nclasses] */
+    if (!map) return CNN_ERR_NOMEM;
+    for (size_t k = 0; k < l->nclasses; k++) map[k] = -1;
+    for (size_t j = 0; j < n; j++) {
+        size_t k = 0;
+        while (k < l->nclasses && strcmp(l->classes[k], names[j]) != 0) k++;
+        if (k == l->nclasses) {
+            free(map);
+            return fail_in(e, CNN_ERR_FORMAT, what, 0, 0, "no class '%s' here (it has "
+                           "%zu classes, from '%s' to '%s')", names[j], l->nclasses,
+                           l->nclasses ? l->classes[0] : "", l->nclasses ?
+                           l->classes[l->nclasses - 1] : "");
+        }
+        map[k] = (int)j;
+    }
+    char **classes = dup_classes((char *const *)names, n, e);
+    if (!classes) {
+        free(map);
+        return CNN_ERR_NOMEM;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        int to = map[l->labels[i]];
+        if (to < 0) {
+            free(l->paths[i]);
+            continue;
+        }
+        l->paths[kept] = l->paths[i];
+        l->labels[kept] = to;
+        kept++;
+    }
+    l->n = kept;
+    for (size_t k = 0; k < l->nclasses; k++) free(l->classes[k]);
+    free(l->classes);
+    l->classes = classes;
+    l->nclasses = n;
+    free(map);
+    return CNN_OK;
+}
+
 /* ---- the stratified split ---------------------------------------------- */
 
 /* Mark in is_val [n] the samples that go to validation: per class k, a

@@ -57,6 +57,12 @@ void cnn_file_list_free(cnn_file_list *l);
 cnn_status cnn_file_list_match_classes(cnn_file_list *l, const cnn_file_list *ref,
                                        const char *what, cnn_error *e);
 
+/* Keep only the samples of the named classes, which become l's classes in
+ * the order given (labels re-numbered). A name that is not a class of l is
+ * an error naming `what`. */
+cnn_status cnn_file_list_keep_classes(cnn_file_list *l, const char *const *names,
+                                      size_t n, const char *what, cnn_error *e);
+
 /* Deterministic stratified split: from each class of `all`, a fraction
  * `frac` (0 < frac < 1; rounded, but at least one and at most all but one
  * when the class has two or more samples, none when it has one) goes to

@@ -86,10 +86,22 @@ static int same_config(const cnn_config *a, const cnn_config *b)
         }
     }
     const cnn_train_spec *s = &a->train, *t = &b->train;
+    const cnn_schedule *u = &s->sched, *v = &t->sched;
+    const cnn_early_stopping *x1 = &s->early, *y1 = &t->early;
     return s->epochs == t->epochs && s->batch == t->batch
-        && !memcmp(&s->optim, &t->optim, sizeof s->optim) && s->schedule == t->schedule
-        && s->step_epochs == t->step_epochs && s->gamma == t->gamma
-        && s->warmup_epochs == t->warmup_epochs && s->min_lr == t->min_lr;
+        && !memcmp(&s->optim, &t->optim, sizeof s->optim) && u->type == v->type
+        && u->step_epochs == v->step_epochs && u->gamma == v->gamma
+        && u->nmilestones == v->nmilestones
+        && !memcmp(u->milestones, v->milestones, sizeof u->milestones)
+        && u->warmup_epochs == v->warmup_epochs && u->min_lr == v->min_lr
+        && u->pct_start == v->pct_start && u->div_factor == v->div_factor
+        && u->final_div_factor == v->final_div_factor && u->factor == v->factor
+        && u->patience == v->patience && u->threshold == v->threshold
+        && u->cooldown == v->cooldown && u->maximize == v->maximize
+        && s->plateau_monitor == t->plateau_monitor && x1->enabled == y1->enabled
+        && x1->monitor == y1->monitor && x1->maximize == y1->maximize
+        && x1->patience == y1->patience && x1->min_delta == y1->min_delta
+        && x1->restore_best == y1->restore_best;
 }
 
 static void test_lenet(void)
@@ -151,8 +163,8 @@ static void test_lenet(void)
     CHECK_NEAR(cfg.train.optim.beta2, 0.99, 1e-7);
     CHECK_NEAR(cfg.train.optim.eps, 1e-8, 1e-15);
     CHECK_NEAR(cfg.train.optim.weight_decay, 0.5e-4, 1e-10);
-    CHECK(cfg.train.schedule == CNN_SCHED_COSINE);
-    CHECK(cfg.train.warmup_epochs == 0 && cfg.train.min_lr == 0.0f);
+    CHECK(cfg.train.sched.type == CNN_SCHED_COSINE);
+    CHECK(cfg.train.sched.warmup_epochs == 0 && cfg.train.sched.min_lr == 0.0f);
 
     /* The specs build a network: the front end and the engine agree. */
     cnn_error ne;
@@ -183,9 +195,9 @@ static void test_defaults(void)
     CHECK_NEAR(cfg.train.optim.lr, 0.01, 1e-9);
     CHECK_NEAR(cfg.train.optim.momentum, 0.9, 1e-7);
     CHECK(cfg.train.optim.nesterov == 0 && cfg.train.optim.weight_decay == 0.0f);
-    CHECK(cfg.train.schedule == CNN_SCHED_CONSTANT);
-    CHECK(cfg.train.step_epochs == 10);
-    CHECK_NEAR(cfg.train.gamma, 0.1, 1e-7);
+    CHECK(cfg.train.sched.type == CNN_SCHED_CONSTANT);
+    CHECK(cfg.train.sched.step_epochs == 10);
+    CHECK_NEAR(cfg.train.sched.gamma, 0.1, 1e-7);
     /* name and seed are made explicit in the resolved text */
     CHECK_CONTAINS(cfg.resolved, "name: tiny\nseed: 42\n");
     cnn_config_free(&cfg);
@@ -198,8 +210,8 @@ static void test_defaults(void)
     CHECK_NEAR(cfg.train.optim.weight_decay, 0.01, 1e-9);
     CHECK_NEAR(cfg.train.optim.beta1, 0.9, 1e-7);
     CHECK_NEAR(cfg.train.optim.beta2, 0.999, 1e-7);
-    CHECK(cfg.train.schedule == CNN_SCHED_STEP && cfg.train.step_epochs == 10);
-    CHECK_NEAR(cfg.train.gamma, 0.5, 1e-7);
+    CHECK(cfg.train.sched.type == CNN_SCHED_STEP && cfg.train.sched.step_epochs == 10);
+    CHECK_NEAR(cfg.train.sched.gamma, 0.5, 1e-7);
     cnn_config_free(&cfg);
 
     const char *sgd = MINIMAL "train:\n  optimizer: {lr: .5, momentum: 0, nesterov: no}\n"
@@ -207,8 +219,8 @@ static void test_defaults(void)
     CHECK(parse_text(sgd, NULL, 0, &cfg, &e) == CNN_OK);
     CHECK_NEAR(cfg.train.optim.lr, 0.5, 1e-9);
     CHECK(cfg.train.optim.momentum == 0.0f && cfg.train.optim.nesterov == 0);
-    CHECK(cfg.train.warmup_epochs == 2);
-    CHECK_NEAR(cfg.train.min_lr, 1e-4, 1e-10);
+    CHECK(cfg.train.sched.warmup_epochs == 2);
+    CHECK_NEAR(cfg.train.sched.min_lr, 1e-4, 1e-10);
     cnn_config_free(&cfg);
 
     /* normalize takes one number for every channel */
@@ -311,8 +323,8 @@ static void test_sets(void)
     /* a key that is absent, with its section absent too */
     const char *add[] = {"train.schedule.type=cosine", "train.schedule.min_lr=0.001"};
     CHECK(parse_text(MINIMAL, add, 2, &cfg, &e) == CNN_OK);
-    CHECK(cfg.train.schedule == CNN_SCHED_COSINE);
-    CHECK_NEAR(cfg.train.min_lr, 0.001, 1e-9);
+    CHECK(cfg.train.sched.type == CNN_SCHED_COSINE);
+    CHECK_NEAR(cfg.train.sched.min_lr, 0.001, 1e-9);
     CHECK_CONTAINS(cfg.resolved, "train:\n  schedule:\n    type: cosine\n    min_lr: 0.001\n");
     cnn_config_free(&cfg);
 }
@@ -337,6 +349,143 @@ static void expect(const char *text, const char *const *sets, size_t nsets, cnn_
     expect((text), NULL, 0, CNN_ERR_CONFIG, "t.yaml", (line), (col), (msg), __LINE__)
 #define EXPECT_SET(text, set, msg) do { const char *s_[] = {set}; \
     expect((text), s_, 1, CNN_ERR_CONFIG, "--set", 0, 0, (msg), __LINE__); } while (0)
+
+/* The training workflow's keys: schedules, early stopping, regularisers. */
+#define WITH_VAL "data:\n" \
+                 "  val: {images: v.idx, labels: l.idx}\n" \
+                 "  input: {channels: 1, height: 8, width: 8}\n" \
+                 "model:\n" \
+                 "  layers:\n" \
+                 "    - dense: {units: 2}\n"
+
+static void test_train_keys(void)
+{
+    cnn_config cfg;
+    cnn_error e;
+    /* defaults: no early stopping, no regularisers */
+    CHECK(parse_text(MINIMAL, NULL, 0, &cfg, &e) == CNN_OK);
+    CHECK(!cfg.train.early.enabled && cfg.train.optim.l1 == 0.0f);
+    CHECK(!cfg.train.optim.decay_all && cfg.train.optim.weight_noise == 0.0f);
+    CHECK(cfg.train.optim.clip_grad_norm == 0.0f);
+    cnn_config_free(&cfg);
+
+    const char *text = WITH_VAL
+        "train:\n"
+        "  optimizer: {type: sgd, lr: 0.1, l1: 1e-5, weight_decay: 5e-4, decay_all: yes}\n"
+        "  schedule: {type: multistep, milestones: [30, 60], gamma: 0.2}\n"
+        "  early_stopping: {monitor: val_accuracy, patience: 3, min_delta: 0.01,"
+        " restore_best: true}\n"
+        "  weight_noise: 0.01\n"
+        "  clip_grad_norm: 1.5\n";
+    CHECK(parse_text(text, NULL, 0, &cfg, &e) == CNN_OK);
+    if (e.status) {
+        fprintf(stderr, "%d:%d: %s\n", e.line, e.col, e.msg);
+        return;
+    }
+    const cnn_train_spec *t = &cfg.train;
+    CHECK_NEAR(t->optim.l1, 1e-5, 1e-12);
+    CHECK(t->optim.decay_all == 1);
+    CHECK_NEAR(t->optim.weight_noise, 0.01, 1e-9);
+    CHECK_NEAR(t->optim.clip_grad_norm, 1.5, 1e-9);
+    CHECK(t->sched.type == CNN_SCHED_MULTISTEP && t->sched.nmilestones == 2);
+    CHECK(t->sched.milestones[0] == 30 && t->sched.milestones[1] == 60);
+    CHECK_NEAR(t->sched.gamma, 0.2, 1e-7);
+    CHECK(t->early.enabled && t->early.monitor == CNN_MONITOR_VAL_ACCURACY);
+    CHECK(t->early.maximize == 1 && t->early.patience == 3 && t->early.restore_best);
+    CHECK_NEAR(t->early.min_delta, 0.01, 1e-9);
+    /* the resolved text reads back to the same config */
+    cnn_config back;
+    CHECK(parse_text(cfg.resolved, NULL, 0, &back, &e) == CNN_OK);
+    CHECK(same_config(&cfg, &back));
+    cnn_config_free(&back);
+    cnn_config_free(&cfg);
+
+    /* one_cycle and plateau defaults; early_stopping: {} is on with defaults */
+    CHECK(parse_text(WITH_VAL "train: {schedule: one_cycle, early_stopping: {}}\n", NULL, 0,
+                     &cfg, &e) == CNN_OK);
+    CHECK(cfg.train.sched.type == CNN_SCHED_ONE_CYCLE);
+    CHECK_NEAR(cfg.train.sched.pct_start, 0.3, 1e-7);
+    CHECK(cfg.train.sched.div_factor == 25.0f && cfg.train.sched.final_div_factor == 1e4f);
+    CHECK(cfg.train.early.enabled && cfg.train.early.monitor == CNN_MONITOR_VAL_LOSS);
+    CHECK(!cfg.train.early.maximize && cfg.train.early.patience == 10);
+    CHECK(!cfg.train.early.restore_best && cfg.train.early.min_delta == 0.0f);
+    cnn_config_free(&cfg);
+    CHECK(parse_text(WITH_VAL "train: {schedule: plateau}\n", NULL, 0, &cfg, &e) == CNN_OK);
+    CHECK(cfg.train.sched.type == CNN_SCHED_PLATEAU
+          && cfg.train.plateau_monitor == CNN_MONITOR_VAL_LOSS && !cfg.train.sched.maximize);
+    CHECK(cfg.train.sched.patience == 10 && cfg.train.sched.cooldown == 0);
+    CHECK_NEAR(cfg.train.sched.factor, 0.1, 1e-7);
+    CHECK_NEAR(cfg.train.sched.threshold, 1e-4, 1e-10);
+    cnn_config_free(&cfg);
+    /* train_* monitors need no validation set; mode overrides auto */
+    CHECK(parse_text(MINIMAL "train:\n  schedule: {type: plateau, monitor: train_accuracy, "
+                     "mode: min, factor: 0.5, min_lr: 1e-4}\n", NULL, 0, &cfg, &e) == CNN_OK);
+    CHECK(cfg.train.plateau_monitor == CNN_MONITOR_TRAIN_ACCURACY && !cfg.train.sched.maximize);
+    cnn_config_free(&cfg);
+    CHECK(parse_text(MINIMAL "train:\n  schedule: {type: exponential, gamma: 0.95}\n", NULL, 0,
+                     &cfg, &e) == CNN_OK);
+    CHECK(cfg.train.sched.type == CNN_SCHED_EXPONENTIAL);
+    CHECK_NEAR(cfg.train.sched.gamma, 0.95, 1e-7);
+    cnn_config_free(&cfg);
+
+    /* bad values, each at its line:column */
+    EXPECT(MINIMAL "train:\n  early_stopping: {patience: 3}\n", 7, 3,
+           "train.early_stopping.monitor is val_loss (the default), but the config has no "
+           "validation set: add data.val or data.val_split, or monitor train_loss");
+    EXPECT(MINIMAL "train:\n  early_stopping: {monitor: val_accuracy}\n", 7, 29,
+           "train.early_stopping.monitor is val_accuracy, but the config has no validation "
+           "set: add data.val or data.val_split, or monitor train_accuracy");
+    EXPECT(WITH_VAL "train:\n  early_stopping: {monitor: val_acc}\n", 8, 29,
+           "train.early_stopping.monitor must be one of val_loss, val_accuracy, train_loss, "
+           "train_accuracy, got \"val_acc\"");
+    EXPECT(WITH_VAL "train:\n  early_stopping: {mode: maximum}\n", 8, 26,
+           "train.early_stopping.mode must be one of auto, min, max, got \"maximum\"");
+    EXPECT(WITH_VAL "train:\n  early_stopping: {patience: 0}\n", 8, 30,
+           "train.early_stopping.patience must be an integer >= 1, got 0");
+    EXPECT(WITH_VAL "train:\n  early_stopping: {min_delta: -1}\n", 8, 31,
+           "train.early_stopping.min_delta must be >= 0, got -1");
+    EXPECT(WITH_VAL "train:\n  early_stopping: {restore: true}\n", 8, 20,
+           "unknown key 'restore' in train.early_stopping (allowed: monitor, mode, "
+           "patience, min_delta, restore_best)");
+    EXPECT(WITH_VAL "train:\n  early_stopping: yes\n", 8, 19,
+           "train.early_stopping must be a mapping, got \"yes\"");
+    EXPECT(MINIMAL "train:\n  schedule: multistep\n", 7, 3,
+           "train.schedule.milestones is required for type multistep (the epochs after "
+           "which the rate is multiplied by gamma, e.g. [30, 60])");
+    EXPECT(MINIMAL "train:\n  schedule: {type: multistep, milestones: [30, 20]}\n", 7, 48,
+           "train.schedule.milestones must be increasing, got 20 after 30");
+    EXPECT(MINIMAL "train:\n  schedule: {type: multistep, milestones: [0]}\n", 7, 44,
+           "train.schedule.milestones must be an integer >= 1, got 0");
+    EXPECT(MINIMAL "train:\n  schedule: {type: multistep, milestones: 30}\n", 7, 43,
+           "train.schedule.milestones must be a non-empty list of epochs, e.g. [30, 60], "
+           "got \"30\"");
+    EXPECT(MINIMAL "train:\n  schedule: {type: exponential}\n", 7, 3,
+           "train.schedule.gamma is required for type exponential (the factor per epoch, "
+           "e.g. 0.95)");
+    EXPECT(MINIMAL "train:\n  schedule: {type: one_cycle, pct_start: 1}\n", 7, 42,
+           "train.schedule.pct_start must be in (0, 1), got 1");
+    EXPECT(MINIMAL "train:\n  schedule: {type: cosine, patience: 3}\n", 7, 28,
+           "train.schedule.patience is only valid for type plateau, not cosine");
+    EXPECT(MINIMAL "train:\n  schedule: {type: plateau, factor: 1}\n", 7, 37,
+           "train.schedule.factor must be in (0, 1), got 1");
+    EXPECT(MINIMAL "train:\n  schedule: plateau\n", 7, 13,
+           "train.schedule.monitor is val_loss (the default), but the config has no "
+           "validation set: add data.val or data.val_split, or monitor train_loss");
+    EXPECT(MINIMAL "train:\n  schedule: onecycle\n", 7, 13,
+           "train.schedule.type must be one of constant, step, multistep, exponential, "
+           "cosine, one_cycle, plateau, got \"onecycle\"; did you mean 'one_cycle'?");
+    EXPECT(MINIMAL "train:\n  optimizer: {l1: -1e-5}\n", 7, 19,
+           "train.optimizer.l1 must be >= 0, got -1e-5");
+    EXPECT(MINIMAL "train:\n  optimizer: {decay_all: 2}\n", 7, 26,
+           "train.optimizer.decay_all must be true or false, got \"2\"");
+    EXPECT(MINIMAL "train:\n  clip_grad_norm: 0\n", 7, 19,
+           "train.clip_grad_norm must be > 0, got 0");
+    EXPECT(MINIMAL "train:\n  weight_noise: [0.1]\n", 7, 17,
+           "train.weight_noise must be a number >= 0, got a list");
+    EXPECT_SET(MINIMAL, "train.clip_grad_norm=big",
+               "train.clip_grad_norm must be a number > 0, got \"big\" "
+               "(--set train.clip_grad_norm=big)");
+}
 
 static void test_errors(void)
 {
@@ -369,7 +518,8 @@ static void test_errors(void)
     EXPECT(MINIMAL "train:\n  epoch: 3\n", 7, 3,
            "unknown key 'epoch' in train; did you mean 'epochs'?");
     EXPECT(MINIMAL "train:\n  speed: 3\n", 7, 3,
-           "unknown key 'speed' in train (allowed: epochs, batch, optimizer, schedule)");
+           "unknown key 'speed' in train (allowed: epochs, batch, optimizer, schedule, "
+           "early_stopping, weight_noise, clip_grad_norm)");
     EXPECT(MINIMAL "train: {optimizer: {typ: adam}}\n", 6, 21,
            "unknown key 'typ' in train.optimizer; did you mean 'type'?");
 
@@ -465,12 +615,14 @@ static void test_errors(void)
     EXPECT(MINIMAL "train:\n  optimizer: {type: adamw, momentum: 0.9}\n", 7, 28,
            "train.optimizer.momentum is only valid for sgd, not adamw");
     EXPECT(MINIMAL "train:\n  schedule: {type: cosine, gamma: 0.5}\n", 7, 28,
-           "train.schedule.gamma is only valid for type step, not cosine");
+           "train.schedule.gamma is only valid for types step, multistep and exponential, "
+           "not cosine");
     EXPECT(MINIMAL "train:\n  optimizer: {type: adm}\n", 7, 21,
            "train.optimizer.type must be one of sgd, adam, adamw, got \"adm\"; "
            "did you mean 'adam'?");
     EXPECT(MINIMAL "train:\n  schedule: linear\n", 7, 13,
-           "train.schedule.type must be one of constant, step, cosine, got \"linear\"");
+           "train.schedule.type must be one of constant, step, multistep, exponential, "
+           "cosine, one_cycle, plateau, got \"linear\"");
     EXPECT(MINIMAL "train:\n  optimizer: {momentum: 0, nesterov: true}\n", 7, 38,
            "train.optimizer.nesterov needs momentum > 0");
 
@@ -1109,6 +1261,7 @@ int main(void)
     test_roundtrip();
     test_sets();
     test_errors();
+    test_train_keys();
     test_files();
     test_blocks();
     test_block_branches();

@@ -1,6 +1,6 @@
 /*
  * Gradient checks for the elementwise layer kinds (relu, leaky_relu,
- * sigmoid, tanh, softmax, dropout, batchnorm) through the graph, and a
+ * sigmoid, tanh, softmax, dropout, noise, batchnorm) through the graph, and a
  * finite-difference check of the softmax cross-entropy loss wrt its logits.
  */
 #include <math.h>
@@ -112,6 +112,8 @@ int main(void)
     grad("softmax", NULL, img, 2, 0, 1);
     grad("dropout", (const char *const[]){"rate", "0.3", NULL}, img, 2, 0, 1);
     grad("dropout", NULL, vec, 3, 0, 0);
+    grad("noise", (const char *const[]){"std", "0.3", NULL}, img, 2, 0, 1);
+    grad("noise", NULL, vec, 3, 0, 0);
     grad("batchnorm", NULL, img, 4, 0, 1);
     grad("batchnorm", NULL, vec, 4, 0, 1);
     grad("batchnorm", (const char *const[]){"momentum", "0.5", "eps", "1e-3", NULL},
@@ -119,7 +121,7 @@ int main(void)
     grad("batchnorm", NULL, img, 2, 0, 0);
 
     const char *const kinds[] = {"relu", "leaky_relu", "sigmoid", "tanh",
-                                 "softmax", "dropout", "batchnorm"};
+                                 "softmax", "dropout", "noise", "batchnorm"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         accumulates(kinds[i], img, 3);
 

@@ -1,7 +1,8 @@
 /*
  * Behaviour of the layers whose forward pass differs between training and
  * evaluation, checked against values computed by hand: batch norm's batch
- * and running statistics, dropout's mask and scaling, softmax, and the
+ * and running statistics, dropout's mask and scaling, the noise layer's
+ * spread (train) and identity (eval), softmax, and the
  * softmax cross-entropy loss with and without label smoothing. Also the
  * range checks on their options.
  */
@@ -228,6 +229,67 @@ static void test_dropout(void)
     cnn_net_free(net);
 }
 
+static void test_noise(void)
+{
+    const cnn_shape in = {8, 32, 32};
+    const size_t N = 4, total = N * 8 * 32 * 32;
+    cnn_opt opt = {.key = "std", .text = "0.25"};
+    cnn_error e;
+    cnn_net *net = one_layer("noise", &opt, 1, in, N, &e);
+    CHECK_MSG(net, "cannot build: %s", e.msg);
+    if (!net) return;
+    cnn_layer *l = cnn_net_output(net);
+    uint64_t rng = cnn_rng_seed(11, 0);
+    for (size_t i = 0; i < total; i++) net->x[i] = 3.0f * cnn_rng_normal(&rng);
+
+    cnn_net_forward(net, N, 0);
+    CHECK_MSG(!memcmp(l->y, net->x, total * sizeof(float)),
+              "noise in eval must be the identity");
+
+    /* Training: y - x is N(0, 0.25^2), independent of x. */
+    cnn_net_forward(net, N, 1);
+    double s = 0, s2 = 0, sxd = 0;
+    for (size_t i = 0; i < total; i++) {
+        double d = (double)l->y[i] - net->x[i];
+        s += d;
+        s2 += d * d;
+        sxd += d * net->x[i];
+    }
+    double mean = s / total, sd = sqrt(s2 / total - mean * mean);
+    double corr = sxd / total / (3.0 * sd);
+    printf("noise std 0.25: mean %.5f, std %.5f, correlation with x %.4f over %zu\n",
+           mean, sd, corr, total);
+    CHECK_NEAR(mean, 0.0, 5 * 0.25 / sqrt((double)total));
+    CHECK_NEAR(sd, 0.25, 5 * 0.25 / sqrt(2.0 * total));
+    CHECK_NEAR(corr, 0.0, 5 / sqrt((double)total));
+
+    /* A new draw every pass. */
+    float *first = malloc(total * sizeof *first);
+    memcpy(first, l->y, total * sizeof *first);
+    cnn_net_forward(net, N, 1);
+    CHECK(memcmp(first, l->y, total * sizeof *first) != 0);
+    free(first);
+
+    /* The gradient passes through unchanged. */
+    net->want_input_grad = 1;
+    for (size_t i = 0; i < total; i++) l->dy[i] = (float)(i % 7) - 3.0f;
+    cnn_net_backward_from(net, net->nlayers - 1);
+    size_t off = 0;
+    for (size_t i = 0; i < total; i++) off += net->dx[i] != l->dy[i];
+    CHECK_MSG(off == 0, "noise backward changed %zu gradients", off);
+    cnn_net_free(net);
+
+    /* std 0: the identity in training too. */
+    opt.text = "0";
+    net = one_layer("noise", &opt, 1, (cnn_shape){2, 2, 2}, 2, &e);
+    CHECK_MSG(net, "cannot build: %s", e.msg);
+    if (!net) return;
+    for (size_t i = 0; i < 16; i++) net->x[i] = (float)i;
+    cnn_net_forward(net, 2, 1);
+    CHECK(!memcmp(cnn_net_output(net)->y, net->x, 16 * sizeof(float)));
+    cnn_net_free(net);
+}
+
 static void test_softmax(void)
 {
     cnn_error e;
@@ -344,6 +406,8 @@ static void test_options(void)
     bad_option("batchnorm", "eps", "0", "eps");
     bad_option("batchnorm", "momentun", "0.2", "did you mean 'momentum'");
     bad_option("relu", "slope", "0.1", "unknown option 'slope'");
+    bad_option("noise", "std", "-0.1", "std must be a number from 0 to 1000");
+    bad_option("noise", "sdt", "0.1", "did you mean 'std'");
 }
 
 int main(void)
@@ -351,6 +415,7 @@ int main(void)
     test_batchnorm_normalises();
     test_batchnorm_running();
     test_dropout();
+    test_noise();
     test_softmax();
     test_loss();
     test_nan_passes();
