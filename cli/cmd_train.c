@@ -28,6 +28,7 @@
 #include "../core/checkpoint.h"
 #include "../core/rng.h"
 #include "cli.h"
+#include "finetune.h"
 #include "progress.h"
 #include "run.h"
 
@@ -58,6 +59,23 @@ static const char usage[] =
     "Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.cnn (with\n"
     "the position inside the epoch, so --resume continues exactly) and exits 130;\n"
     "a second Ctrl-C exits at once.\n";
+
+static const char finetune_usage[] =
+    "usage: cnn finetune CONFIG [--from CKPT] [--out DIR] [--resume CKPT]\n"
+    "                           [--set KEY=VALUE]... [--seed N] [--threads N]\n"
+    "\n"
+    "Train the network described by CONFIG starting from a pretrained checkpoint:\n"
+    "every layer whose name (after finetune.rename) is in CKPT and not listed in\n"
+    "finetune.drop takes CKPT's weights and batch-norm statistics; the others\n"
+    "(the new head) start from their initialiser. A table on stderr shows each\n"
+    "layer as loaded, new, reinit, dropped or unused. What trains comes from\n"
+    "train.trainable (all, head, batchnorm), train.freeze, train.lr_mult and\n"
+    "train.stages. A frozen batch-norm layer normalises with its running\n"
+    "statistics and leaves them unchanged.\n"
+    "\n"
+    "  --from CKPT      the pretrained checkpoint (default: finetune.from)\n"
+    "\n"
+    "The other options are those of cnn train.\n";
 
 /* mkdir -p */
 static int make_dirs(const char *path)
@@ -141,7 +159,8 @@ static void catch_signals(int on)
 }
 
 typedef struct train_args {
-    const char *config, *out, *resume;
+    const char *config, *out, *resume, *from;
+    int finetune;                /* cnn finetune */
     const char *sets[MAX_SETS + 1];
     size_t nsets;
     char seed_set[64];
@@ -151,10 +170,14 @@ typedef struct train_args {
 static int parse_args(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->finetune = !strcmp(argv[0], "finetune");
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
-        if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
+        if (a->finetune && (r = cli_opt(argc, argv, &i, "--from", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            a->from = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
             if (r < 0) return CLI_EXIT_USAGE;
             a->out = v;
         } else if ((r = cli_opt(argc, argv, &i, "--resume", &v))) {
@@ -376,12 +399,36 @@ static int resume_optimizer(const char *path, const cnn_checkpoint *ck, cnn_opti
     return 0;
 }
 
+/* The stage of the run that epoch (0-based) belongs to: without
+ * train.stages, one stage of every epoch with train.trainable and freeze. */
+typedef struct stage_pos {
+    size_t index, start, epochs;
+    int trainable;
+    const char *const *freeze;
+    size_t nfreeze;
+    float lr;
+} stage_pos;
+
+static void stage_at(const cnn_config *cfg, size_t epoch, stage_pos *sp)
+{
+    const cnn_tune_spec *t = &cfg->tune;
+    *sp = (stage_pos){0, 0, cfg->train.epochs, t->trainable, t->freeze, t->nfreeze,
+                      cfg->train.optim.lr};
+    for (size_t i = 0, start = 0; i < t->nstages; start += t->stages[i++].epochs) {
+        const cnn_stage_spec *g = &t->stages[i];
+        if (epoch >= start + g->epochs && i + 1 < t->nstages) continue;
+        *sp = (stage_pos){i, start, g->epochs, g->trainable, g->freeze, g->nfreeze, g->lr};
+        return;
+    }
+}
+
 /* The learning rate of optimizer step `step`. */
-static float learning_rate(const cnn_train_spec *t, const run_state *rs, uint64_t step,
-                           size_t per_epoch)
+static float learning_rate(const cnn_train_spec *t, const run_state *rs,
+                           const stage_pos *sp, uint64_t step, size_t per_epoch)
 {
     if (t->sched.type == CNN_SCHED_PLATEAU) return (float)rs->plateau.lr;
-    return (float)cnn_schedule_lr(&t->sched, t->optim.lr, step, per_epoch, t->epochs);
+    return (float)cnn_schedule_lr(&t->sched, sp->lr, step - sp->start * per_epoch,
+                                  per_epoch, sp->epochs);
 }
 
 /* Is v an improvement on the watched metric's best? */
@@ -411,6 +458,44 @@ static void print_resume_hint(const train_args *a, const char *dir)
     fprintf(stderr, " --resume %s/last.cnn\n", dir);
 }
 
+/* Does anything but "train every parameter" apply? */
+static int tunes(const cnn_config *cfg, const char *from)
+{
+    const cnn_tune_spec *t = &cfg->tune;
+    return from || t->trainable != CNN_TRAINABLE_ALL || t->nfreeze || t->nlr_mult
+           || t->nstages;
+}
+
+/* Pretrained weights into m (initialised first, as a fresh run would be),
+ * and, unless the config gives data.normalize, the checkpoint's
+ * normalisation. */
+static int load_pretrained(const char *from, cli_model *m, unsigned char *origin)
+{
+    cnn_checkpoint ck = {0};
+    cnn_error e = {0};
+    uint64_t init_rng = cnn_rng_seed(m->cfg.seed, 1);
+    cnn_net_init(m->net, &init_rng);
+    m->net->rng = cnn_rng_seed(m->cfg.seed, 2);
+    if (cnn_checkpoint_read(from, &ck, &e)) return cli_report(&e);
+    fprintf(stderr, "fine-tuning from %s\n", from);
+    int rc = cli_finetune_load(m, &ck, from, &m->cfg.tune, origin);
+    char buf[256];
+    if (!rc && !m->cfg.data.has_normalize
+        && !cnn_checkpoint_meta(&ck, "mean", buf, sizeof buf)) {
+        char *at = buf;
+        for (size_t c = 0; c < m->cfg.data.input.c && c < 4; c++) m->mean[c] = strtof(at, &at);
+        if (!cnn_checkpoint_meta(&ck, "std", buf, sizeof buf)) {
+            at = buf;
+            for (size_t c = 0; c < m->cfg.data.input.c && c < 4; c++)
+                m->std[c] = strtof(at, &at);
+        }
+        fprintf(stderr, "normalize: the pretrained network's (mean %.4f, std %.4f%s)\n",
+                m->mean[0], m->std[0], m->cfg.data.input.c > 1 ? " for channel 0" : "");
+    }
+    cnn_checkpoint_free(&ck);
+    return rc;
+}
+
 static int train(const train_args *a)
 {
     cli_model m;
@@ -421,6 +506,8 @@ static int train(const train_args *a)
     FILE *jsonl = NULL, *csv = NULL;
     int *labels = NULL;
     float *best_weights = NULL;   /* [params + buffers] of the best epoch (restore_best) */
+    unsigned char *origin = NULL; /* [nlayers] CLI_LAYER_* of a fine-tune */
+    int pretrained_norm = 0;
     int rc;
     cnn_error e = {0};
     char dir[4096], path[4200];
@@ -455,6 +542,22 @@ static int train(const train_args *a)
         goto out;
     }
     if ((rc = cli_model_set_classes(&m, &train_ds))) goto out;
+    const char *from = a->from ? a->from : a->finetune ? m.cfg.tune.from : NULL;
+    if (a->finetune && !from) {
+        rc = cli_usage_error("finetune", "no pretrained checkpoint: give --from CKPT or "
+                             "finetune.from in %s", m.cfg.path);
+        goto out;
+    }
+    if (from) {
+        origin = calloc(m.net->nlayers, 1);
+        if (!origin) {
+            rc = CLI_EXIT_RUNTIME;
+            goto out;
+        }
+        float mean0 = m.mean[0];
+        if ((rc = load_pretrained(from, &m, origin))) goto out;
+        pretrained_norm = !m.cfg.data.has_normalize && m.mean[0] != mean0;
+    }
 
     cli_train_state st = {0, 0, -1.0, -1.0, NULL};
     run_state rs = {0};
@@ -478,7 +581,7 @@ static int train(const train_args *a)
     if (a->resume && restore && rs.best_epoch
         && (rc = load_best(a->resume, &ck, &m, &rs, best_weights)))
         goto out;
-    if (!m.cfg.data.has_normalize && !a->resume) {
+    if (!m.cfg.data.has_normalize && !a->resume && !pretrained_norm) {
         cnn_dataset_stats(&train_ds, m.mean, m.std);
         fprintf(stderr, "normalize: auto, from the training set: mean");
         for (size_t c = 0; c < train_ds.c; c++) fprintf(stderr, " %.4f", m.mean[c]);
@@ -493,7 +596,7 @@ static int train(const train_args *a)
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if ((rc = write_text(path, m.cfg.resolved))) goto out;
 
-    if (!a->resume) {
+    if (!a->resume && !from) {
         uint64_t init_rng = cnn_rng_seed(m.cfg.seed, 1);
         cnn_net_init(m.net, &init_rng);
         m.net->rng = cnn_rng_seed(m.cfg.seed, 2);
@@ -549,22 +652,35 @@ static int train(const train_args *a)
                 stopped ? "; early stopping had already ended this run" : "");
 
     epoch_log g = {0};
-    size_t epochs_run = 0;
+    size_t epochs_run = 0, applied = SIZE_MAX;
     double run_start = cli_now();
     for (size_t epoch = (size_t)st.epoch; epoch < ts->epochs && !stopped; epoch++) {
         cli_progress bar;
         double loss_sum = rs.loss_sum;
         size_t seen = rs.seen, correct = rs.correct, seen_before = rs.seen;
+        stage_pos sp;
+        stage_at(&m.cfg, epoch, &sp);
+        if (sp.index != applied && tunes(&m.cfg, from)) {
+            if (m.cfg.tune.nstages)
+                fprintf(stderr, "stage %zu of %zu: epochs %zu-%zu, lr %g\n", sp.index + 1,
+                        m.cfg.tune.nstages, sp.start + 1, sp.start + sp.epochs, (double)sp.lr);
+            if ((rc = cli_apply_trainable(&m, sp.trainable, sp.freeze, sp.nfreeze,
+                                          &m.cfg.tune, origin, opt->lr_scale)))
+                goto out;
+            /* a new stage starts with a new optimizer, as a new fit() would */
+            if (sp.index > 0 && epoch == sp.start && rs.position == 0) cnn_optim_reset(opt);
+            applied = sp.index;
+        }
         cnn_loader_epoch_at(&ld, epoch, rs.position);
         rs.position = 0;
         rs.loss_sum = 0;
         rs.seen = rs.correct = 0;
         cli_progress_begin(&bar, epoch + 1, ts->epochs, train_ds.n);
-        g.lr = learning_rate(ts, &rs, (uint64_t)epoch * per_epoch, per_epoch);
+        g.lr = learning_rate(ts, &rs, &sp, (uint64_t)epoch * per_epoch, per_epoch);
         int interrupted = 0;
         for (size_t got; !interrupted && (got = cnn_loader_next(&ld, m.net->x, labels));) {
             size_t hit = 0;
-            float lr = learning_rate(ts, &rs, st.step, per_epoch);
+            float lr = learning_rate(ts, &rs, &sp, st.step, per_epoch);
             cnn_optim_perturb(opt);
             cnn_net_forward(m.net, got, 1);
             double loss = cnn_net_loss(m.net, labels, &hit);
@@ -706,6 +822,7 @@ out:
     if (csv) fclose(csv);
     free(labels);
     free(best_weights);
+    free(origin);
     cnn_loader_free(&ld);
     cnn_optim_free(opt);
     cnn_checkpoint_free(&ck);
@@ -724,4 +841,9 @@ static int run(int argc, char **argv)
 
 const cli_command cli_cmd_train = {
     "train", "train a network from a YAML config", usage, run,
+};
+
+const cli_command cli_cmd_finetune = {
+    "finetune", "train from a pretrained checkpoint (transfer learning)", finetune_usage,
+    run,
 };

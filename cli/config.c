@@ -2484,11 +2484,12 @@ static cnn_status parse_train(parse *p, const sect *top, const cnn_data_spec *d,
                               cnn_train_spec *t)
 {
     static const char *const keys[] = {"epochs", "batch", "optimizer", "schedule",
-                                       "early_stopping", "weight_noise", "clip_grad_norm"};
+                                       "early_stopping", "weight_noise", "clip_grad_norm",
+                                       "trainable", "head", "freeze", "lr_mult", "stages"};
     const range nonneg = {0, INFINITY, 0, 0}, positive = {0, INFINITY, 1, 0};
     sect s;
     cnn_status st;
-    if ((st = open_sect(p, top, "train", keys, 7, &s))
+    if ((st = open_sect(p, top, "train", keys, 12, &s))
         || (st = get_size(p, &s, "epochs", 10, 1, LONG_MAX, &t->epochs))
         || (st = get_size(p, &s, "batch", 64, 1, 65536, &t->batch))
         || (st = parse_optimizer(p, &s, &t->optim))
@@ -2497,6 +2498,150 @@ static cnn_status parse_train(parse *p, const sect *top, const cnn_data_spec *d,
         || (st = get_float(p, &s, "weight_noise", 0.0f, nonneg, &t->optim.weight_noise))
         || (st = get_float(p, &s, "clip_grad_norm", 0.0f, positive, &t->optim.clip_grad_norm)))
         return st;
+    return CNN_OK;
+}
+
+/* ---- what trains, and fine-tuning -------------------------------------- */
+
+static const char *const trainable_names[CNN_TRAINABLE_COUNT] = {"all", "head", "batchnorm"};
+
+/* A list of glob patterns over layer names (one string is a list of one). */
+static cnn_status get_patterns(parse *p, const sect *s, const char *key, const char ***out,
+                               size_t *n)
+{
+    char name[128];
+    const node *v = value_of(s, key);
+    *out = NULL;
+    *n = 0;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, key);
+    size_t count = v->kind == NODE_SEQ ? v->n : 1;
+    if (v->kind == NODE_MAP) return bad_value(p, v, name, "a list of layer name patterns");
+    const char **list = arena_alloc(p->mem, (count + 1) * sizeof *list, p->e);
+    if (!list) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < count; i++) {
+        const node *item = v->kind == NODE_SEQ ? v->items[i] : v;
+        if (item->kind != NODE_SCALAR || !item->text[0])
+            return bad_value(p, item, name, "a list of layer name patterns");
+        list[i] = item->text;
+    }
+    *out = list;
+    *n = count;
+    return CNN_OK;
+}
+
+static cnn_status get_trainable(parse *p, const sect *s, int def, int *out)
+{
+    char name[128];
+    const node *v = value_of(s, "trainable");
+    *out = def;
+    if (!v) return CNN_OK;
+    full_name(name, sizeof name, s, "trainable");
+    return enum_value(p, v, name, trainable_names, CNN_TRAINABLE_COUNT, out);
+}
+
+/* train.trainable, head, freeze, lr_mult and stages. */
+static cnn_status parse_tune_train(parse *p, const sect *top, cnn_train_spec *t,
+                                   cnn_tune_spec *tune)
+{
+    static const char *const stage_keys[] = {"epochs", "trainable", "freeze", "lr"};
+    const range positive = {0, INFINITY, 1, 0}, nonneg = {0, INFINITY, 0, 0};
+    sect s = {0};
+    cnn_status st;
+    const pair *pr = map_find(top->map, "train");
+    snprintf(s.name, sizeof s.name, "train");
+    if (!pr || pr->val->kind != NODE_MAP) return CNN_OK;   /* parse_train reported it */
+    s.key = pr->key;
+    s.map = pr->val;
+    if ((st = get_trainable(p, &s, CNN_TRAINABLE_ALL, &tune->trainable))
+        || (st = get_patterns(p, &s, "head", &tune->head, &tune->nhead))
+        || (st = get_patterns(p, &s, "freeze", &tune->freeze, &tune->nfreeze)))
+        return st;
+    const node *lm = value_of(&s, "lr_mult");
+    if (lm) {
+        if (lm->kind != NODE_MAP)
+            return bad_value(p, lm, "train.lr_mult", "a mapping of layer name patterns to "
+                             "multipliers, e.g. {\"stage1.*\": 0.1}");
+        tune->lr_mult = arena_alloc(p->mem, (lm->n + 1) * sizeof *tune->lr_mult, p->e);
+        if (!tune->lr_mult) return CNN_ERR_NOMEM;
+        for (size_t i = 0; i < lm->n; i++) {
+            tune->lr_mult[i].pattern = lm->pairs[i].key->text;
+            if ((st = float_value(p, lm->pairs[i].val, "train.lr_mult", nonneg,
+                                  &tune->lr_mult[i].value)))
+                return st;
+        }
+        tune->nlr_mult = lm->n;
+    }
+    const node *sv = value_of(&s, "stages");
+    if (!sv) return CNN_OK;
+    if (sv->kind != NODE_SEQ || sv->n == 0)
+        return bad_value(p, sv, "train.stages", "a list of stages, e.g. "
+                         "[{epochs: 3, trainable: head}, {epochs: 10, lr: 0.001}]");
+    if (t->sched.type == CNN_SCHED_PLATEAU)
+        return fail(p, sv, "train.stages cannot be combined with the plateau schedule; "
+                    "each stage runs the schedule over its own epochs");
+    tune->stages = arena_alloc(p->mem, sv->n * sizeof *tune->stages, p->e);
+    if (!tune->stages) return CNN_ERR_NOMEM;
+    size_t total = 0;
+    for (size_t i = 0; i < sv->n; i++) {
+        sect ss = {0};
+        cnn_stage_spec *g = &tune->stages[i];
+        snprintf(ss.name, sizeof ss.name, "train.stages.%zu", i % 1000);
+        ss.key = sv->items[i];
+        if (sv->items[i]->kind != NODE_MAP)
+            return bad_value(p, sv->items[i], ss.name, "a mapping {epochs, trainable, "
+                             "freeze, lr}");
+        ss.map = sv->items[i];
+        if ((st = check_keys(p, &ss, stage_keys, 4))) return st;
+        if (!value_of(&ss, "epochs")) return required(p, &ss, "epochs", "");
+        if ((st = get_size(p, &ss, "epochs", 1, 1, LONG_MAX, &g->epochs))
+            || (st = get_trainable(p, &ss, tune->trainable, &g->trainable))
+            || (st = get_float(p, &ss, "lr", t->optim.lr, positive, &g->lr)))
+            return st;
+        if (value_of(&ss, "freeze")) {
+            if ((st = get_patterns(p, &ss, "freeze", &g->freeze, &g->nfreeze))) return st;
+        } else {
+            g->freeze = tune->freeze;
+            g->nfreeze = tune->nfreeze;
+        }
+        total += g->epochs;
+    }
+    tune->nstages = sv->n;
+    const node *ev = value_of(&s, "epochs");
+    if (ev && t->epochs != total)
+        return fail(p, ev, "train.epochs is %zu but the stages add up to %zu epochs; "
+                    "leave train.epochs out with stages", t->epochs, total);
+    t->epochs = total;
+    return CNN_OK;
+}
+
+/* The finetune section: from, rename, drop, reinit. */
+static cnn_status parse_finetune(parse *p, const sect *top, cnn_tune_spec *tune)
+{
+    static const char *const keys[] = {"from", "rename", "drop", "reinit"};
+    sect s;
+    cnn_status st;
+    if ((st = open_sect(p, top, "finetune", keys, 4, &s))
+        || (st = get_string(p, &s, "from", &tune->from))
+        || (st = get_patterns(p, &s, "drop", &tune->drop, &tune->ndrop))
+        || (st = get_patterns(p, &s, "reinit", &tune->reinit, &tune->nreinit)))
+        return st;
+    const node *rv = value_of(&s, "rename");
+    if (!rv) return CNN_OK;
+    if (rv->kind != NODE_MAP)
+        return bad_value(p, rv, "finetune.rename", "a mapping {old_name: new_name}, e.g. "
+                         "{backbone: \"\"} or {classifier: head}");
+    tune->rename_from = arena_alloc(p->mem, (rv->n + 1) * sizeof *tune->rename_from, p->e);
+    tune->rename_to = arena_alloc(p->mem, (rv->n + 1) * sizeof *tune->rename_to, p->e);
+    if (!tune->rename_from || !tune->rename_to) return CNN_ERR_NOMEM;
+    for (size_t i = 0; i < rv->n; i++) {
+        const node *to = rv->pairs[i].val;
+        if (to->kind != NODE_SCALAR && to->kind != NODE_NULL)
+            return bad_value(p, to, "finetune.rename", "a layer name (or \"\" to strip)");
+        tune->rename_from[i] = rv->pairs[i].key->text;
+        tune->rename_to[i] = to->kind == NODE_SCALAR ? to->text : "";
+    }
+    tune->nrename = rv->n;
     return CNN_OK;
 }
 
@@ -2526,12 +2671,13 @@ static int valid_run_name(const char *s)
 
 static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
 {
-    static const char *const keys[] = {"name", "seed", "data", "model", "train"};
+    static const char *const keys[] = {"name", "seed", "data", "model", "train",
+                                       "finetune"};
     sect top = {.map = root};
     const char *name;
     long seed;
     cnn_status st;
-    if ((st = check_keys(p, &top, keys, 5))
+    if ((st = check_keys(p, &top, keys, 6))
         || (st = get_string(p, &top, "name", &name))
         || (st = get_int(p, &top, "seed", 42, 0, LONG_MAX, &seed)))
         return st;
@@ -2543,7 +2689,9 @@ static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
     cfg->seed = (uint64_t)seed;
     if ((st = parse_data(p, &top, &cfg->data))
         || (st = parse_model(p, &top, &cfg->model))
-        || (st = parse_train(p, &top, &cfg->data, &cfg->train)))
+        || (st = parse_train(p, &top, &cfg->data, &cfg->train))
+        || (st = parse_tune_train(p, &top, &cfg->train, &cfg->tune))
+        || (st = parse_finetune(p, &top, &cfg->tune)))
         return st;
     cfg->model.input = cfg->data.input;
     return CNN_OK;
@@ -2553,7 +2701,7 @@ static cnn_status check_root(parse *p, const node *root)
 {
     if (root->kind == NODE_MAP) return CNN_OK;
     return fail(p, root, "a config must be a mapping of sections (name, seed, data, "
-                "model, train), got %s", root->kind == NODE_SEQ ? "a list" : "one value");
+                "model, train, finetune), got %s", root->kind == NODE_SEQ ? "a list" : "one value");
 }
 
 /* Put name and seed at the top of the tree if the file left them out, so that

@@ -331,12 +331,13 @@ static int decode_list(const cnn_config *cfg, const cnn_file_list *l, const char
         }
         return cli_report(&e);
     }
-    fprintf(stderr, "data.%s: %zu images of %zu classes from %s, decoded to %zux%zu in "
-            "%.1f s%s\n", split, ds->n, ds->nclasses, what, d->work_h, d->work_w,
+    const char *pre = split[0] == '-' ? "" : "data.";   /* "data.train", "--data" */
+    fprintf(stderr, "%s%s: %zu images of %zu classes from %s, decoded to %zux%zu in "
+            "%.1f s%s\n", pre, split, ds->n, ds->nclasses, what, d->work_h, d->work_w,
             r.seconds, r.cached ? " (kept in a cache file: over data.loader.memory_mb)" : "");
     if (r.skipped) {
-        fprintf(stderr, "data.%s: warning: skipped %zu bad image%s (on_bad_image: skip):\n",
-                split, r.skipped, r.skipped == 1 ? "" : "s");
+        fprintf(stderr, "%s%s: warning: skipped %zu bad image%s (on_bad_image: skip):\n",
+                pre, split, r.skipped, r.skipped == 1 ? "" : "s");
         for (size_t k = 0; k < r.skipped && k < CNN_DECODE_REPORT_PATHS; k++)
             fprintf(stderr, "  %s\n", r.first_bad[k]);
         if (r.skipped > CNN_DECODE_REPORT_PATHS)
@@ -414,7 +415,8 @@ int cli_load_source(const cnn_config *cfg, const cnn_data_source *src,
         double start = cli_now();
         if (cnn_idx_load(src->images, src->labels, src->limit, ds, &e))
             return cli_report(&e);
-        fprintf(stderr, "data.%s: %zu images from %s in %.1f s\n", split, ds->n,
+        fprintf(stderr, "%s%s: %zu images from %s in %.1f s\n",
+                split[0] == '-' ? "" : "data.", split, ds->n,
                 src->images, cli_now() - start);
         break;
     }

@@ -28,15 +28,17 @@ cnn_optim *cnn_optim_create(cnn_net *net, const cnn_optim_config *cfg, cnn_error
     o->n = net->nparam_floats;
     o->m = cnn_alloc(o->n, sizeof(float), "optimizer moments", e);
     o->decay_mask = cnn_alloc(o->n, sizeof(float), "optimizer decay mask", e);
+    o->lr_scale = cnn_alloc(o->n + 1, sizeof(float), "learning-rate multipliers", e);
     if (cfg->type != CNN_OPTIM_SGD)
         o->v = cnn_alloc(o->n, sizeof(float), "optimizer moments", e);
     if (cfg->weight_noise > 0)
         o->saved = cnn_alloc(o->n, sizeof(float), "unperturbed weights", e);
-    if (!o->m || !o->decay_mask || (cfg->type != CNN_OPTIM_SGD && !o->v)
+    if (!o->m || !o->decay_mask || !o->lr_scale || (cfg->type != CNN_OPTIM_SGD && !o->v)
         || (cfg->weight_noise > 0 && !o->saved)) {
         cnn_optim_free(o);
         return NULL;
     }
+    for (size_t i = 0; i < o->n; i++) o->lr_scale[i] = 1.0f;
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
         for (size_t j = 0; j < l->nparams && !l->frozen; j++) {
@@ -55,6 +57,7 @@ void cnn_optim_free(cnn_optim *o)
     free(o->m);
     free(o->v);
     free(o->decay_mask);
+    free(o->lr_scale);
     free(o->saved);
     free(o);
 }
@@ -62,12 +65,13 @@ void cnn_optim_free(cnn_optim *o)
 static void sgd_step(cnn_optim *o, float lr)
 {
     float *w = o->net->params, *m = o->m;
-    const float *g = o->net->grads, *mask = o->decay_mask;
+    const float *g = o->net->grads, *mask = o->decay_mask, *scale = o->lr_scale;
     float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
     size_t n = o->n;
     if (mu == 0.0f) {
         #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) w[i] -= lr * (g[i] + wd * mask[i] * w[i]);
+        for (size_t i = 0; i < n; i++)
+            w[i] -= lr * scale[i] * (g[i] + wd * mask[i] * w[i]);
         return;
     }
     /* PyTorch's first step sets the buffer to the gradient itself. */
@@ -77,14 +81,14 @@ static void sgd_step(cnn_optim *o, float lr)
         float gi = g[i] + wd * mask[i] * w[i];
         float mi = first ? gi : mu * m[i] + gi;
         m[i] = mi;
-        w[i] -= lr * (nesterov ? gi + mu * mi : mi);
+        w[i] -= lr * scale[i] * (nesterov ? gi + mu * mi : mi);
     }
 }
 
 static void adam_step(cnn_optim *o, float lr)
 {
     float *w = o->net->params, *m = o->m, *v = o->v;
-    const float *g = o->net->grads, *mask = o->decay_mask;
+    const float *g = o->net->grads, *mask = o->decay_mask, *scale = o->lr_scale;
     float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float wd = o->cfg.weight_decay;
     int decoupled = o->cfg.type == CNN_OPTIM_ADAMW;
@@ -95,11 +99,11 @@ static void adam_step(cnn_optim *o, float lr)
     #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
-        if (decoupled) w[i] -= lr * wd * mask[i] * w[i];
+        if (decoupled) w[i] -= lr * scale[i] * wd * mask[i] * w[i];
         else gi += wd * mask[i] * w[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        w[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+        w[i] -= step * scale[i] * m[i] / (sqrtf(v[i]) * rc2 + eps);
     }
 }
 
@@ -114,6 +118,13 @@ static void add_l1(cnn_optim *o)
         float sign = (float)(w[i] > 0.0f) - (float)(w[i] < 0.0f);
         g[i] += l1 * mask[i] * sign;
     }
+}
+
+void cnn_optim_reset(cnn_optim *o)
+{
+    memset(o->m, 0, o->n * sizeof *o->m);
+    if (o->v) memset(o->v, 0, o->n * sizeof *o->v);
+    o->step = 0;
 }
 
 void cnn_optim_step(cnn_optim *o, float lr)

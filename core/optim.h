@@ -57,6 +57,9 @@ typedef struct cnn_optim {
     float *v;              /* [n] second moment (adam); NULL for sgd */
     float *decay_mask;     /* [n] 1 where weight decay and l1 apply, else 0 */
     float *saved;          /* [n] the unperturbed weights (weight noise); else NULL */
+    float *lr_scale;       /* [n] per-parameter learning-rate multiplier (1 after
+                              create; 0 leaves a parameter exactly as it is,
+                              decay included): frozen layers and lr_mult */
     uint64_t step;         /* steps taken (adam's bias correction) */
     double grad_norm;      /* global gradient norm before clipping, last step
                               (computed only when clipping) */
@@ -64,6 +67,10 @@ typedef struct cnn_optim {
 
 cnn_optim *cnn_optim_create(cnn_net *net, const cnn_optim_config *cfg, cnn_error *e);
 void cnn_optim_free(cnn_optim *o);
+
+/* Forget the moments and the step count, as a new optimizer would (between
+ * fine-tuning stages). */
+void cnn_optim_reset(cnn_optim *o);
 
 /* One update from net->grads with learning rate lr: adds the L1 penalty's
  * gradient into net->grads, clips them by global norm (when configured),

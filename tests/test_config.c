@@ -504,7 +504,7 @@ static void test_errors(void)
     EXPECT("name: a\n---\nname: b\n", 2, 1,
            "a config is one YAML document; a second one starts here");
     EXPECT("- data\n", 1, 1, "a config must be a mapping of sections (name, seed, data, "
-           "model, train), got a list");
+           "model, train, finetune), got a list");
 
     /* unknown keys */
     EXPECT(MINIMAL "traim:\n  epochs: 3\n", 6, 1,
@@ -514,12 +514,13 @@ static void test_errors(void)
     EXPECT(MINIMAL "train: {optimizer: {tpye: adam}}\n", 6, 21,
            "unknown key 'tpye' in train.optimizer; did you mean 'type'?");
     EXPECT(MINIMAL "optimizer: {lr: 1}\n", 6, 1, "unknown top-level key 'optimizer' "
-           "(allowed: name, seed, data, model, train)");
+           "(allowed: name, seed, data, model, train, finetune)");
     EXPECT(MINIMAL "train:\n  epoch: 3\n", 7, 3,
            "unknown key 'epoch' in train; did you mean 'epochs'?");
     EXPECT(MINIMAL "train:\n  speed: 3\n", 7, 3,
            "unknown key 'speed' in train (allowed: epochs, batch, optimizer, schedule, "
-           "early_stopping, weight_noise, clip_grad_norm)");
+           "early_stopping, weight_noise, clip_grad_norm, trainable, head, freeze, "
+           "lr_mult, stages)");
     EXPECT(MINIMAL "train: {optimizer: {typ: adam}}\n", 6, 21,
            "unknown key 'typ' in train.optimizer; did you mean 'type'?");
 
