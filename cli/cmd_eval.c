@@ -15,7 +15,8 @@ static const char usage[] =
     "                     [--min-accuracy X] [--batch N] [--threads N]\n"
     "\n"
     "Score the checkpoint CKPT on a labelled dataset: by default the data.val\n"
-    "split of the config embedded in CKPT.\n"
+    "split of the config embedded in CKPT (or the images data.val_split held\n"
+    "out of data.train).\n"
     "\n"
     "  --data PATH             data to score instead: a folder (a subfolder per\n"
     "                          class, or the Kaggle flat layout), a list file of\n"
@@ -159,7 +160,7 @@ static int run(int argc, char **argv)
     cnn_data_source src = m.cfg.data.val;
     char buf1[4096], buf2[4096];
     if (data) cli_data_arg(data, &src, buf1, buf2, sizeof buf1);
-    else if (src.kind == CNN_SOURCE_NONE) {
+    else if (src.kind == CNN_SOURCE_NONE && !(m.cfg.data.val_split > 0)) {
         fprintf(stderr, "%s: error: the checkpoint's config has no data.val; name the data "
                 "with --data\n", ckpt);
         cli_model_free(&m);
@@ -167,8 +168,17 @@ static int run(int argc, char **argv)
     }
     const char *data_name = src.kind == CNN_SOURCE_IDX ? src.images : src.path;
     cnn_dataset ds = {0};
-    if ((rc = cli_load_source(&m.cfg, &src, data ? "--data" : "val", m.classes, m.nclasses,
-                              &ds))) {
+    if (src.kind == CNN_SOURCE_NONE) {
+        /* the held-out part of data.train: the split is the same in every run */
+        cnn_dataset train_part;
+        data_name = "data.val_split of data.train";
+        rc = cli_load_train_val(&m.cfg, 1, &train_part, &ds);
+        cnn_dataset_free(&train_part);
+    } else {
+        rc = cli_load_source(&m.cfg, &src, data ? "--data" : "val", m.classes, m.nclasses,
+                             &ds);
+    }
+    if (rc) {
         cli_model_free(&m);
         return rc;
     }

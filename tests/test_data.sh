@@ -74,6 +74,10 @@ grep -q "$fx/mixed/" "$tmp/err" && ok "the failing image is named" \
     || bad "failing image not named: $(cat "$tmp/err")"
 
 # --- class names in eval and predict
+"$CNN" eval "$tmp/run/last.cnn" --json >"$tmp/eval.json" 2>"$tmp/err" \
+    && grep -q '"data": "data.val_split of data.train", "samples": 30,' "$tmp/eval.json" \
+    && ok "eval without --data scores the images val_split held out" \
+    || bad "eval of the val_split: $(cat "$tmp/err" "$tmp/eval.json" | head -c 600)"
 # folders/ holds bird, cat, dog: not the classes a, b, c of the checkpoint
 expect 2 "class 'bird' is not one of the 3 classes the network was trained on (a, b, c)" \
     "$CNN" eval "$tmp/run/last.cnn" --data "$fx/folders"
