@@ -13,6 +13,12 @@
  * continues from there exactly (the loader's batches are a pure function
  * of seed, epoch and position; every other piece of state is in the
  * checkpoint's meta).
+ *
+ * Before anything big is allocated, the run's memory is estimated (the
+ * network's plan, the optimizer's state, the decoded data) and checked
+ * against --max-memory or the memory available. A loss that is not finite
+ * stops the run at its step, naming the first layer whose output (or, for
+ * gradients, the layer where backward) went non-finite.
  */
 #include <assert.h>
 #include <errno.h>
@@ -24,9 +30,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../core/checkpoint.h"
 #include "../core/rng.h"
+#include "../data/source.h"
 #include "cli.h"
 #include "finetune.h"
 #include "progress.h"
@@ -36,7 +44,7 @@
 
 static const char usage[] =
     "usage: cnn train CONFIG [--out DIR] [--resume CKPT] [--set KEY=VALUE]...\n"
-    "                        [--seed N] [--threads N]\n"
+    "                        [--seed N] [--threads N] [--max-memory SIZE]\n"
     "\n"
     "Train the network described by CONFIG (YAML) on its data.train split,\n"
     "scoring data.val after every epoch when the config has one.\n"
@@ -52,6 +60,9 @@ static const char usage[] =
     "                   --set model.layers.0.conv.filters=8 (repeatable)\n"
     "  --seed N         same as --set seed=N\n"
     "  --threads N      compute threads (default: all cores)\n"
+    "  --max-memory SIZE  refuse to start when the run's estimated memory (network,\n"
+    "                   optimizer, decoded data) exceeds SIZE (e.g. 512M, 2G; default:\n"
+    "                   the memory available on this machine)\n"
     "\n"
     "Progress goes to stderr (a bar on a terminal, one line per epoch otherwise);\n"
     "the final scores go to stdout.\n"
@@ -63,6 +74,7 @@ static const char usage[] =
 static const char finetune_usage[] =
     "usage: cnn finetune CONFIG [--from CKPT] [--out DIR] [--resume CKPT]\n"
     "                           [--set KEY=VALUE]... [--seed N] [--threads N]\n"
+    "                           [--max-memory SIZE]\n"
     "\n"
     "Train the network described by CONFIG starting from a pretrained checkpoint:\n"
     "every layer whose name (after finetune.rename) is in CKPT and not listed in\n"
@@ -158,6 +170,206 @@ static void catch_signals(int on)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* ---- memory ------------------------------------------------------------- */
+
+/* "2G", "512M", "1.5GiB", "4096": bytes (suffixes K, M, G, T are powers of
+ * 1024; an optional "iB" or "B" follows). Returns -1 unless 1 byte to 2^60. */
+static int parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || !(v >= 1)) return -1;
+    const char *units = "KMGT";
+    const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
+    if (*end && (!u || !*u)) return -1;
+    if (u) {
+        for (const char *k = units; k <= u; k++) v *= 1024;
+        end++;
+        if ((*end & ~0x20) == 'I') end++;
+        if ((*end & ~0x20) == 'B') end++;
+    } else if ((*end & ~0x20) == 'B') {
+        end++;
+    }
+    if (*end || v > 1152921504606846976.0) return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* A "Key: N kB" line of /proc/meminfo, in bytes (0: not there). */
+static uint64_t meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    uint64_t v = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') {
+            v = strtoull(line + n + 1, NULL, 10) * 1024;
+            break;
+        }
+    if (f) fclose(f);
+    return v;
+}
+
+/* One number from a file (a cgroup limit); 0 when absent or "max". */
+static uint64_t read_number(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char buf[64] = "";
+    if (!f) return 0;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    fclose(f);
+    return buf[0] >= '0' && buf[0] <= '9' ? strtoull(buf, NULL, 10) : 0;
+}
+
+/* The memory this run may count on: MemAvailable (free memory plus what
+ * the kernel can reclaim), else the free pages; no more than the memory
+ * limit of the cgroup (container) when there is one. *what says which. */
+static uint64_t available_memory(const char **what)
+{
+    uint64_t avail = meminfo("MemAvailable");
+    *what = "available on this machine (MemAvailable)";
+    if (!avail) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        avail = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+        *what = "free on this machine";
+    }
+    uint64_t cg = read_number("/sys/fs/cgroup/memory.max");   /* cgroup v2 */
+    if (!cg) cg = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes");   /* v1 */
+    if (cg && cg < ((uint64_t)1 << 60) && (!avail || cg < avail)) {
+        avail = cg;
+        *what = "allowed by this container's memory limit (cgroup)";
+    }
+    return avail;
+}
+
+/* Decoded bytes a data source will take in memory, from IDX headers or a
+ * listing (no pixels read); 0 when that cannot be told (the load reports
+ * the error). *n gets the number of images. */
+static uint64_t source_bytes(const cnn_config *cfg, const cnn_data_source *src, size_t *n)
+{
+    const cnn_data_spec *d = &cfg->data;
+    *n = 0;
+    if (src->kind == CNN_SOURCE_IDX) {
+        unsigned char h[16];
+        gzFile g = gzopen(src->images, "rb");
+        int got = g ? gzread(g, h, sizeof h) : 0;
+        if (g) gzclose(g);
+        if (got != (int)sizeof h || h[2] != 8 || h[3] != 3) return 0;
+        uint64_t be[3];
+        for (size_t k = 0; k < 3; k++)
+            be[k] = (uint64_t)h[4 + 4 * k] << 24 | (uint64_t)h[5 + 4 * k] << 16
+                    | (uint64_t)h[6 + 4 * k] << 8 | h[7 + 4 * k];
+        if (src->limit && src->limit < be[0]) be[0] = src->limit;
+        *n = (size_t)be[0];
+        return be[0] * (be[1] * be[2] + sizeof(int));
+    }
+    if (src->kind != CNN_SOURCE_DIR && src->kind != CNN_SOURCE_LIST) return 0;
+    cnn_file_list l = {0};
+    cnn_error e = {0};
+    cnn_status st = src->kind == CNN_SOURCE_DIR ? cnn_list_dir(src->path, &l, &e)
+                                                : cnn_list_file(src->path, &l, &e);
+    *n = st ? 0 : src->limit && src->limit < l.n ? src->limit : l.n;
+    cnn_file_list_free(&l);
+    uint64_t pixels = (uint64_t)*n * d->input.c * d->work_h * d->work_w;
+    uint64_t budget = d->memory_mb << 20;   /* above it: a mapped cache file */
+    return (budget && pixels > budget ? budget : pixels) + *n * sizeof(int);
+}
+
+/* Estimate what the run will hold in memory, before allocating any of it,
+ * and refuse to start, with the estimate broken down, when it exceeds
+ * max_memory bytes (--max-memory; 0: the memory available). m->net is
+ * only planned. Returns an exit code. */
+static int check_memory(uint64_t max_memory, const cli_model *m)
+{
+    const cnn_config *cfg = &m->cfg;
+    const cnn_train_spec *ts = &cfg->train;
+    const cnn_net *net = m->net;
+    cnn_net_mem mem;
+    cnn_net_memory(net, &mem);
+    uint64_t nparam = net->nparam_floats, f = sizeof(float);
+    uint64_t moments = ts->optim.type == CNN_OPTIM_SGD ? 1 : 2;
+    uint64_t optim = nparam * f * (moments + 2 + (ts->optim.weight_noise > 0));
+    uint64_t best = ts->early.enabled && ts->early.restore_best
+                        ? (nparam + net->nbuffer_floats) * f : 0;
+    size_t ntrain, nval = 0;
+    uint64_t train = source_bytes(cfg, &cfg->data.train, &ntrain);
+    uint64_t val = source_bytes(cfg, &cfg->data.val, &nval);
+    uint64_t chw = cnn_shape_size(cfg->data.input);
+    uint64_t loader = cfg->data.loader_threads
+                          ? (cfg->data.loader_threads + 1) * ts->batch * chw * f : 0;
+    struct { const char *what; uint64_t bytes; } part[] = {
+        {"parameters, gradients, buffers", mem.params + mem.grads + mem.buffers},
+        {"activations (outputs, gradients, saved)", mem.acts},
+        {"layer scratch", mem.work},
+        {"input batch and its gradient", mem.input},
+        {"optimizer state", optim},
+        {"best weights (restore_best)", best},
+        {"training data, decoded", train},
+        {"validation data, decoded", val},
+        {"loader batches", loader},
+    };
+    uint64_t total = 0;
+    for (size_t k = 0; k < sizeof part / sizeof *part; k++) total += part[k].bytes;
+    const char *what = "given by --max-memory";
+    uint64_t limit = max_memory ? max_memory : available_memory(&what);
+    if (!limit || total <= limit) return 0;
+    char size[2][32];
+    cnn_format_bytes((size_t)total, size[0], 32);
+    cnn_format_bytes((size_t)limit, size[1], 32);
+    fprintf(stderr, "%s: error: this run needs an estimated %s of memory, more than the "
+            "%s %s; nothing was allocated:\n", cfg->path, size[0], size[1], what);
+    for (size_t k = 0; k < sizeof part / sizeof *part; k++) {
+        if (!part[k].bytes) continue;
+        cnn_format_bytes((size_t)part[k].bytes, size[0], 32);
+        fprintf(stderr, "  %-42s %12s", part[k].what, size[0]);
+        if (k == 1) fprintf(stderr, "   (batch %zu, %zu layers)", ts->batch, net->nlayers);
+        if (k == 6 || k == 7) fprintf(stderr, "   (%zu images)", k == 6 ? ntrain : nval);
+        fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "lower train.batch, data.input or the layer sizes%s\n",
+            max_memory ? ", or raise --max-memory" : ", or give --max-memory to "
+            "allow more");
+    return CLI_EXIT_RUNTIME;
+}
+
+/* ---- non-finite values -------------------------------------------------- */
+
+/* The loss (grads = 0) or the gradients (grads = 1) of a step are not
+ * finite: say so, with where the first non-finite value is. */
+static void report_nonfinite(const cli_model *m, int grads, double loss, size_t epoch,
+                             uint64_t step, const char *dir)
+{
+    cnn_nonfinite r;
+    if (!grads)
+        fprintf(stderr, "%s: error: the loss is not finite (%g) at epoch %zu, step %"
+                PRIu64, m->cfg.path, loss, epoch, step);
+    else
+        fprintf(stderr, "%s: error: the gradients are not finite at epoch %zu, step %"
+                PRIu64 " (the loss is %g)", m->cfg.path, epoch, step, loss);
+    if (!cnn_net_find_nonfinite(m->net, grads, &r))
+        fprintf(stderr, "; every layer's %s finite", grads ? "gradient is"
+                : "output and weights are");
+    else if (!grads && !strcmp(r.what, "output"))
+        fprintf(stderr, "; the first layer whose output is not finite is '%s' (%s): "
+                "sample %zu has %g", r.layer->name, r.layer->kind->name, r.index,
+                (double)r.value);
+    else if (!grads)
+        fprintf(stderr, "; the first layer with a value that is not finite is '%s' "
+                "(%s): its %s holds %g at element %zu, from an earlier update",
+                r.layer->name, r.layer->kind->name, r.what, (double)r.value, r.index);
+    else if (!strcmp(r.what, "output"))
+        fprintf(stderr, "; going backward, the gradient first stops being finite at the "
+                "output of layer '%s' (%s): sample %zu has %g", r.layer->name,
+                r.layer->kind->name, r.index, (double)r.value);
+    else
+        fprintf(stderr, "; going backward, the gradient first stops being finite at the "
+                "%s of layer '%s' (%s): element %zu has %g", r.what, r.layer->name,
+                r.layer->kind->name, r.index, (double)r.value);
+    fprintf(stderr, "\nlower train.optimizer.lr, or set train.clip_grad_norm? The last "
+            "checkpoint, if any, is kept in %s\n", dir);
+}
+
 typedef struct train_args {
     const char *config, *out, *resume, *from;
     int finetune;                /* cnn finetune */
@@ -165,6 +377,8 @@ typedef struct train_args {
     size_t nsets;
     char seed_set[64];
     long threads;
+    uint64_t max_memory;         /* bytes; 0: the memory available */
+    const char *max_memory_arg;  /* as given, for messages */
 } train_args;
 
 static int parse_args(int argc, char **argv, train_args *a)
@@ -192,6 +406,13 @@ static int parse_args(int argc, char **argv, train_args *a)
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || (a->threads = cli_positive(argv[0], "--threads", v)) < 0)
                 return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt(argc, argv, &i, "--max-memory", &v))) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (parse_size(v, &a->max_memory))
+                return cli_usage_error(argv[0], "--max-memory needs a size such as 512M, "
+                                       "2G or 1.5T (bytes, or K, M, G, T: powers of "
+                                       "1024), got '%s'", v);
+            a->max_memory_arg = v;
         } else if (cli_positional(argv, i, &a->config)) {
             return CLI_EXIT_USAGE;
         }
@@ -207,7 +428,9 @@ typedef struct epoch_log {
     double data_wait;        /* seconds the trainer waited for batches */
 } epoch_log;
 
-static void log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
+/* Append the epoch's line to both logs; returns 0, or 1 when log.jsonl
+ * and 2 when log.csv could not be written (a full disk). */
+static int log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
 {
     fprintf(jsonl, "{\"epoch\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, "
             "\"train_accuracy\": %.6f", g->epoch, g->lr, g->train_loss, g->train_acc);
@@ -219,8 +442,9 @@ static void log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
     if (has_val) fprintf(csv, "%.6f,%.6f,", g->val_loss, g->val_acc);
     else fprintf(csv, ",,");
     fprintf(csv, "%.3f,%.1f,%.3f\n", g->seconds, g->images_per_s, g->data_wait);
-    fflush(jsonl);
-    fflush(csv);
+    if (fflush(jsonl) || ferror(jsonl)) return 1;
+    if (fflush(csv) || ferror(csv)) return 2;
+    return 0;
 }
 
 static double metric_of(const epoch_log *g, cnn_monitor m)
@@ -513,11 +737,24 @@ static int train(const train_args *a)
     char dir[4096], path[4200];
 
     stop_signal = 0;
+    /* Past a file size limit (ulimit -f), a write fails with EFBIG and the
+     * error names the file, instead of SIGXFSZ killing the process. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ign, NULL);
     cli_set_threads(a->threads);
-    if ((rc = cli_model_from_config(a->config, a->sets, a->nsets, 0, &m))) return rc;
+    /* plan the network, check the memory estimate, then allocate */
+    if ((rc = cli_model_plan(a->config, a->sets, a->nsets, 0, &m))) return rc;
     const cnn_train_spec *ts = &m.cfg.train;
     const cnn_early_stopping *es = &ts->early;
     const int plateau = ts->sched.type == CNN_SCHED_PLATEAU;
+    if ((rc = check_memory(a->max_memory, &m)) || (rc = cli_model_allocate(&m))) goto out;
+    /* an unusable run directory fails now, not after loading the data */
+    if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
+    else if (a->resume) dir_of(a->resume, dir, sizeof dir);
+    else snprintf(dir, sizeof dir, "runs/%s", m.cfg.name);
+    if ((rc = check_out_dir(dir))) goto out;
     if ((rc = cli_load_train_val(&m.cfg, 1, &train_ds, &val_ds))) goto out;
     int has_val = val_ds.n > 0;
     size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
@@ -589,10 +826,6 @@ static int train(const train_args *a)
         for (size_t c = 0; c < train_ds.c; c++) fprintf(stderr, " %.4f", m.std[c]);
         fprintf(stderr, "\n");
     }
-    if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
-    else if (a->resume) dir_of(a->resume, dir, sizeof dir);
-    else snprintf(dir, sizeof dir, "runs/%s", m.cfg.name);
-    if ((rc = check_out_dir(dir))) goto out;
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if ((rc = write_text(path, m.cfg.resolved))) goto out;
 
@@ -686,15 +919,21 @@ static int train(const train_args *a)
             double loss = cnn_net_loss(m.net, labels, &hit);
             if (!isfinite(loss)) {
                 cli_progress_end(&bar);
-                fprintf(stderr, "%s: error: the loss is not finite (%g) at epoch %zu, "
-                        "step %zu; lower train.optimizer.lr? The last checkpoint, if "
-                        "any, is kept in %s\n", m.cfg.path, loss, epoch + 1,
-                        (size_t)st.step + 1, dir);
+                report_nonfinite(&m, 0, loss, epoch + 1, st.step + 1, dir);
                 rc = CLI_EXIT_RUNTIME;
                 goto out;
             }
             cnn_net_backward(m.net);
             cnn_optim_unperturb(opt);
+            /* A finite loss can still give a gradient that is not: check
+             * every step, before the update spreads it into the weights
+             * (one read of the gradients, a few per cent of a step). */
+            if (!isfinite(cnn_optim_grad_norm(m.net->grads, m.net->nparam_floats))) {
+                cli_progress_end(&bar);
+                report_nonfinite(&m, 1, loss, epoch + 1, st.step + 1, dir);
+                rc = CLI_EXIT_RUNTIME;
+                goto out;
+            }
             cnn_optim_step(opt, lr);
             st.step++;
             loss_sum += loss * (double)got;
@@ -736,7 +975,13 @@ static int train(const train_args *a)
         }
         st.epoch = epoch + 1;
         st.val_accuracy = has_val ? g.val_acc : -1.0;
-        log_epoch(jsonl, csv, &g, has_val);
+        int lost = log_epoch(jsonl, csv, &g, has_val);
+        if (lost) {
+            fprintf(stderr, "%s/%s: error: cannot write the log: %s\n", dir,
+                    lost == 1 ? "log.jsonl" : "log.csv", strerror(errno));
+            rc = CLI_EXIT_RUNTIME;
+            goto out;
+        }
         fprintf(stderr, "epoch %zu/%zu  lr %.4g  loss %.4f  acc %.2f%%", g.epoch,
                 ts->epochs, g.lr, g.train_loss, 100 * g.train_acc);
         if (has_val)

@@ -62,6 +62,19 @@ int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
     return model_from_config(path, sets, nsets, batch, 0, m);
 }
 
+int cli_model_allocate(cli_model *m)
+{
+    cnn_error e = {0};
+    cnn_net *net = cnn_net_create(&m->cfg.model, m->net->max_batch, &e);
+    if (!net) {
+        cnn_error_file(&e, m->cfg.path);
+        return cli_report(&e);
+    }
+    cnn_net_free(m->net);
+    m->net = net;
+    return 0;
+}
+
 int cli_is_checkpoint(const char *path)
 {
     char magic[8];

@@ -38,9 +38,14 @@ int cli_model_set_classes(cli_model *m, const cnn_dataset *ds);
 int cli_model_from_config(const char *path, const char *const *sets, size_t nsets,
                           size_t batch, cli_model *m);
 
-/* The same, but only planned (cnn_net_plan): for check and summary. */
+/* The same, but only planned (cnn_net_plan): for check and summary, and
+ * for train's memory estimate before cli_model_allocate. */
 int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
                    size_t batch, cli_model *m);
+
+/* Give a planned model (cli_model_plan) its allocated network. Prints the
+ * error and returns an exit code. */
+int cli_model_allocate(cli_model *m);
 
 /* Load a checkpoint: parse its embedded config, build the network and load
  * every parameter and buffer. If ck is not NULL, the checkpoint stays open

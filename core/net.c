@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loss.h"
 #include "rng.h"
@@ -23,17 +24,68 @@ static size_t round_up(size_t n)
     return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
+/* The most floats a memory plan may add up to (all arenas), so that byte
+ * counts (x sizeof(float)) and the sums of arenas cannot wrap around. */
+#define PLAN_MAX_FLOATS (SIZE_MAX / 16)
+
+/* *total += count * round_up(n * per), in floats. Returns 1 (leaving
+ * *total as it was) when that overflows a plan's limit. */
+static int plan_add(size_t *total, size_t count, size_t n, size_t per)
+{
+    if (per && n > PLAN_MAX_FLOATS / per) return 1;
+    size_t floats = round_up(n * per);
+    if (count && floats > PLAN_MAX_FLOATS / count) return 1;
+    if (count * floats > PLAN_MAX_FLOATS - *total) return 1;
+    *total += count * floats;
+    return 0;
+}
+
+/* Two parameter arenas (values and gradients), buffers, activations,
+ * scratch and the input batch and its gradient; saturates at SIZE_MAX. */
+static size_t plan_total(size_t nparam, size_t nbuf, size_t nact, size_t nwork,
+                         size_t nin)
+{
+    size_t parts[7] = {nparam, nparam, nbuf, nact, nwork, nin, nin}, total = 0;
+    for (size_t i = 0; i < 7; i++) {
+        if (parts[i] > SIZE_MAX - total) return SIZE_MAX;
+        total += parts[i];
+    }
+    return total;
+}
+
 static float *arena_alloc(size_t nfloats, const char *what, cnn_error *e)
 {
     size_t bytes = round_up(nfloats ? nfloats : 1) * sizeof(float);
     void *p = NULL;
     if (nfloats > ((size_t)1 << 40) || posix_memalign(&p, 64, bytes)) {
-        cnn_error_set(e, CNN_ERR_NOMEM, "out of memory allocating %s (%zu MiB)",
-                      what, bytes >> 20);
+        char size[32];
+        cnn_format_bytes(bytes, size, sizeof size);
+        cnn_error_set(e, CNN_ERR_NOMEM, "out of memory allocating %s (%s)", what, size);
         return NULL;
     }
     memset(p, 0, bytes);
     return p;
+}
+
+void cnn_format_bytes(size_t bytes, char *buf, size_t n)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof *units) {
+        v /= 1024;
+        u++;
+    }
+    if (!u) snprintf(buf, n, "%zu bytes", bytes);
+    else snprintf(buf, n, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+}
+
+/* Bytes of memory this machine has (0: unknown). */
+static size_t physical_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0) return 0;
+    return (size_t)pages > SIZE_MAX / (size_t)size ? SIZE_MAX : (size_t)pages * (size_t)size;
 }
 
 /* Generated name for an unnamed layer: kind plus the first free number. */
@@ -357,33 +409,67 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
     }
     n = net->nlayers;
 
-    /* The memory plan: sizes first, then one allocation per arena. */
-    size_t nparam = 0, nbuf = 0, nact = 0, nwork = 0;
+    /* The memory plan: sizes first, then one allocation per arena. The
+     * sums are checked: absurd sizes must fail here, not wrap around to a
+     * small arena that the kernels then overrun. */
+    size_t nparam = 0, nbuf = 0, nact = 0, nwork = 0, nin_floats = 0;
     for (size_t t = 0; t < n; t++) {
         cnn_layer *l = &net->layers[t];
-        for (size_t j = 0; j < l->nparams; j++) {
-            if (l->params[j].trainable) nparam += round_up(l->params[j].size);
-            else nbuf += round_up(l->params[j].size);
-        }
-        nact += 2 * round_up(max_batch * cnn_shape_size(l->out));
-        nact += round_up(max_batch * l->saved_per_sample);
+        int over = 0;
+        for (size_t j = 0; j < l->nparams; j++)
+            over |= plan_add(l->params[j].trainable ? &nparam : &nbuf, 1, 1,
+                             l->params[j].size);
+        over |= plan_add(&nact, 2, max_batch, cnn_shape_size(l->out));
+        over |= plan_add(&nact, 1, max_batch, l->saved_per_sample);
         if (l->work_size > nwork) nwork = l->work_size;
+        if (over) {
+            cnn_error_set(e, CNN_ERR_CONFIG, "layer '%s' (%s): the memory plan "
+                          "overflows at batch %zu (output %zux%zux%zu); the network "
+                          "is far too large", l->name, l->kind->name, max_batch,
+                          l->out.c, l->out.h, l->out.w);
+            goto fail;
+        }
     }
-    size_t nin_floats = round_up(max_batch * cnn_shape_size(spec->input));
+    if (plan_add(&nin_floats, 1, max_batch, cnn_shape_size(spec->input))
+        || plan_total(nparam, nbuf, nact, nwork, nin_floats) > PLAN_MAX_FLOATS) {
+        cnn_error_set(e, CNN_ERR_CONFIG, "the network's memory plan overflows at "
+                      "batch %zu; the network is far too large", max_batch);
+        goto fail;
+    }
     net->nparam_floats = nparam;
     net->nbuffer_floats = nbuf;
     net->nact_floats = nact;
     net->work_floats = nwork;
     if (!allocate) goto done;
-    net->params = arena_alloc(nparam, "parameters", e);
-    net->grads = arena_alloc(nparam, "gradients", e);
-    net->buffers = arena_alloc(nbuf, "buffers", e);
-    net->acts = arena_alloc(nact, "activations", e);
-    net->work = arena_alloc(nwork, "scratch", e);
-    net->x = arena_alloc(nin_floats, "input batch", e);
-    net->dx = arena_alloc(nin_floats, "input gradient", e);
-    if (!net->params || !net->grads || !net->buffers || !net->acts ||
-        !net->work || !net->x || !net->dx)
+    /* Never try to allocate more than the machine has: an input of
+     * 65536x65536 or a huge batch is an error with the plan's sizes, not a
+     * swap storm or an out-of-memory kill halfway through. */
+    cnn_net_mem mem;
+    cnn_net_memory(net, &mem);
+    size_t phys = physical_bytes();
+    if (phys && mem.total > phys) {
+        char size[6][32];
+        cnn_format_bytes(mem.total, size[0], 32);
+        cnn_format_bytes(mem.params + mem.grads + mem.buffers, size[1], 32);
+        cnn_format_bytes(mem.acts, size[2], 32);
+        cnn_format_bytes(mem.work, size[3], 32);
+        cnn_format_bytes(mem.input, size[4], 32);
+        cnn_format_bytes(phys, size[5], 32);
+        cnn_error_set(e, CNN_ERR_NOMEM, "the network needs %s for batches of %zu "
+                      "(parameters, gradients and buffers %s, activations %s, scratch "
+                      "%s, input batch and its gradient %s): more than the %s of memory "
+                      "this machine has", size[0], max_batch, size[1], size[2], size[3],
+                      size[4], size[5]);
+        goto fail;
+    }
+    /* one at a time, so that the message names the arena that failed */
+    if (!(net->params = arena_alloc(nparam, "parameters", e))
+        || !(net->grads = arena_alloc(nparam, "gradients", e))
+        || !(net->buffers = arena_alloc(nbuf, "buffers", e))
+        || !(net->acts = arena_alloc(nact, "activations", e))
+        || !(net->work = arena_alloc(nwork, "scratch", e))
+        || !(net->x = arena_alloc(nin_floats, "input batch", e))
+        || !(net->dx = arena_alloc(nin_floats, "input gradient", e)))
         goto fail;
 
     float *pp = net->params, *gp = net->grads, *bp = net->buffers, *ap = net->acts;
@@ -601,6 +687,57 @@ size_t cnn_net_param_count(const cnn_net *net)
 
 size_t cnn_net_activation_bytes(const cnn_net *net)
 {
-    return (net->nact_floats + net->work_floats +
-            2 * net->max_batch * cnn_shape_size(net->input)) * sizeof(float);
+    cnn_net_mem m;
+    cnn_net_memory(net, &m);
+    return m.acts + m.work + m.input;
+}
+
+/* The plan's float counts are at most PLAN_MAX_FLOATS together (build
+ * checks), so these byte counts and their sum cannot wrap. */
+void cnn_net_memory(const cnn_net *net, cnn_net_mem *m)
+{
+    const size_t f = sizeof(float);
+    m->params = round_up(net->nparam_floats) * f;
+    m->grads = m->params;
+    m->buffers = round_up(net->nbuffer_floats) * f;
+    m->acts = net->nact_floats * f;
+    m->work = round_up(net->work_floats) * f;
+    m->input = 2 * round_up(net->max_batch * cnn_shape_size(net->input)) * f;
+    m->total = m->params + m->grads + m->buffers + m->acts + m->work + m->input;
+}
+
+/* The index of the first non-finite value of v[n], or n when all are finite. */
+static size_t first_nonfinite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return i;
+    return n;
+}
+
+int cnn_net_find_nonfinite(const cnn_net *net, int grads, cnn_nonfinite *r)
+{
+    memset(r, 0, sizeof *r);
+    for (size_t k = 0; k < net->nlayers; k++) {
+        /* outputs in forward order; gradients in the order backward makes them */
+        const cnn_layer *l = &net->layers[grads ? net->nlayers - 1 - k : k];
+        size_t per = cnn_shape_size(l->out), n = l->batch * per, i;
+        const float *out = grads ? l->dy : l->y;
+        if (grads && !l->needs_backward) continue;
+        if (grads && (i = first_nonfinite(out, n)) < n) {
+            *r = (cnn_nonfinite){l, "output", 1, i / per, out[i]};
+            return 1;
+        }
+        for (size_t j = 0; j < l->nparams; j++) {
+            const cnn_param *p = &l->params[j];
+            const float *v = grads ? p->grad : p->data;
+            if (!v || (i = first_nonfinite(v, p->size)) == p->size) continue;
+            *r = (cnn_nonfinite){l, p->name, grads, i, v[i]};
+            return 1;
+        }
+        if (!grads && (i = first_nonfinite(out, n)) < n) {
+            *r = (cnn_nonfinite){l, "output", 0, i / per, out[i]};
+            return 1;
+        }
+    }
+    return 0;
 }

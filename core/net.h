@@ -105,7 +105,45 @@ void cnn_net_receptive_fields(const cnn_net *net, size_t (*rf)[2], size_t (*jump
 size_t cnn_net_param_count(const cnn_net *net);
 
 /* Activation memory in bytes for a batch (outputs, gradients, saved state,
- * scratch) — what the plan allocated for max_batch. */
+ * scratch, the input batch and its gradient) — what the plan allocated for
+ * max_batch. */
 size_t cnn_net_activation_bytes(const cnn_net *net);
+
+/* The memory plan in bytes, arena by arena, of a created or only planned
+ * network: what cnn_net_create allocates. cnn_net_create refuses a plan
+ * whose total exceeds the machine's physical memory (CNN_ERR_NOMEM, the
+ * message giving this breakdown) instead of trying to allocate it. */
+typedef struct cnn_net_mem {
+    size_t params, grads;      /* trainable parameters, and their gradients */
+    size_t buffers;            /* running statistics */
+    size_t acts;               /* outputs, their gradients, saved state */
+    size_t work;               /* shared scratch */
+    size_t input;              /* the input batch and its gradient */
+    size_t total;
+} cnn_net_mem;
+void cnn_net_memory(const cnn_net *net, cnn_net_mem *m);
+
+/* "1.50 GiB", "12.0 KiB", "512 bytes" into buf. */
+void cnn_format_bytes(size_t bytes, char *buf, size_t n);
+
+/* Where a NaN or an infinity is. */
+typedef struct cnn_nonfinite {
+    const cnn_layer *layer;    /* NULL: none found */
+    const char *what;          /* "output", or a parameter's name ("weight") */
+    int grad;                  /* 1: the gradient of `what` */
+    size_t index;              /* output: the sample; parameter: the element */
+    float value;               /* the non-finite value itself */
+} cnn_nonfinite;
+
+/* Find the first non-finite value, to say where a loss or a gradient
+ * stopped being finite. grads = 0, after a forward pass: the layers in
+ * topological order, each its parameters and buffers, then its output (the
+ * pass's batch), so the layer found is the first whose weights or output
+ * are not finite. grads = 1, after a backward pass: the layers that took
+ * part, in the order backward visits them (from the output back), each the
+ * gradient of its output, then its parameters' gradients, so the layer
+ * found is where the gradient stopped being finite. Returns 1 and fills *r
+ * when one is found, else 0. Reads only; one pass over what it checks. */
+int cnn_net_find_nonfinite(const cnn_net *net, int grads, cnn_nonfinite *r);
 
 #endif

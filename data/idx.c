@@ -7,9 +7,10 @@
  * in C order. Images are 0x00000803 (n, rows, cols); labels 0x00000801 (n).
  *
  * Both headers are read and the counts compared before any pixel is read, so
- * a mismatched pair fails at once. When the whole file is read, one more
- * byte is asked for: that catches trailing data and makes zlib check the
- * gzip trailer's CRC.
+ * a mismatched pair fails at once. Memory follows the data read, not the
+ * sizes a header announces (see idx_read_body). When the whole file is
+ * read, one more byte is asked for: that catches trailing data and makes
+ * zlib check the gzip trailer's CRC.
  */
 #include "dataset.h"
 
@@ -22,6 +23,8 @@
 #define IDX_LABELS_MAGIC 0x00000801u
 /* gzread takes an unsigned int count; read big arrays in pieces. */
 #define IDX_READ_PIECE ((size_t)1 << 30)
+/* The first allocation for a body; it doubles from there as data arrives. */
+#define IDX_FIRST_ALLOC ((size_t)16 << 20)
 
 /* Read up to n bytes into buf; *got is how many arrived (fewer only at the
  * end of the data). A read error fails with a message naming path. */
@@ -98,23 +101,52 @@ fail:
     return st;
 }
 
-/* Read exactly n bytes of `what` into buf; then, if `at_end`, make sure
- * nothing follows (this also has zlib check the gzip trailer). */
+/* Read exactly n bytes of `what` into a new buffer (*out, free with
+ * free()); then, if `at_end`, make sure nothing follows (this also has zlib
+ * check the gzip trailer). The buffer grows as the data arrives (16 MiB,
+ * then doubling) instead of being allocated at the size the header
+ * announces, so a corrupted header that announces terabytes fails as
+ * truncated after reading what is there, never asking for more than about
+ * twice the memory of the data actually present. */
 static cnn_status idx_read_body(gzFile g, const char *path, const char *what,
-                                void *buf, size_t n, int at_end, cnn_error *e)
+                                size_t n, int at_end, uint8_t **out, cnn_error *e)
 {
-    size_t got;
+    uint8_t *buf = NULL;       /* [cap], of which `have` bytes are read */
+    size_t have = 0, cap = 0, got;
     unsigned char extra;
-    cnn_status st = gz_read_all(g, path, buf, n, &got, e);
-    if (st != CNN_OK) return st;
-    if (got < n)
-        return cnn_error_set(e, CNN_ERR_FORMAT, "%s: truncated: expected %zu bytes "
-                             "of %s, found %zu", path, n, what, got);
-    if (!at_end) return CNN_OK;
-    st = gz_read_all(g, path, &extra, 1, &got, e);
-    if (st == CNN_OK && got)
-        st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: unexpected data after the %zu "
-                           "bytes of %s that the header announces", path, n, what);
+    cnn_status st = CNN_OK;
+    *out = NULL;
+    while (have < n) {
+        size_t step = cap < IDX_FIRST_ALLOC ? IDX_FIRST_ALLOC : cap;
+        size_t grown_cap = n - cap > step ? cap + step : n;
+        uint8_t *grown = cnn_realloc(buf, grown_cap, 1, what, e);
+        if (!grown) {
+            st = CNN_ERR_NOMEM;
+            goto fail;
+        }
+        buf = grown;
+        cap = grown_cap;
+        st = gz_read_all(g, path, buf + have, cap - have, &got, e);
+        if (st != CNN_OK) goto fail;
+        have += got;
+        if (have < cap) {
+            st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: truncated: expected %zu bytes "
+                               "of %s, found %zu", path, n, what, have);
+            goto fail;
+        }
+    }
+    if (at_end) {
+        st = gz_read_all(g, path, &extra, 1, &got, e);
+        if (st == CNN_OK && got)
+            st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: unexpected data after the %zu "
+                               "bytes of %s that the header announces", path, n, what);
+        if (st != CNN_OK) goto fail;
+    }
+    *out = buf;
+    return CNN_OK;
+
+fail:
+    free(buf);
     return st;
 }
 
@@ -153,20 +185,25 @@ cnn_status cnn_idx_load(const char *images_path, const char *labels_path,
     got.c = 1;
     got.h = idims[1];
     got.w = idims[2];
+    if (got.h > SIZE_MAX / got.w || got.h * got.w > SIZE_MAX / keep) {
+        st = cnn_error_set(e, CNN_ERR_FORMAT, "%s: %zu images of %zux%zu pixels "
+                           "cannot be held in memory", images_path, keep, got.h, got.w);
+        goto cleanup;
+    }
     size_t per_image = got.h * got.w;
 
-    got.pixels = cnn_alloc(keep, per_image, "IDX pixels", e);
-    got.labels = got.pixels ? cnn_alloc(keep, sizeof *got.labels, "IDX labels", e) : NULL;
-    raw_labels = got.labels ? cnn_alloc(keep, 1, "IDX labels", e) : NULL;
-    if (!raw_labels) {
+    /* The labels' memory is taken only once the pixels are there: keep is
+     * then at most the bytes read. */
+    st = idx_read_body(gi, images_path, "pixels", keep * per_image, keep == n,
+                       &got.pixels, e);
+    if (st == CNN_OK)
+        st = idx_read_body(gl, labels_path, "labels", keep, keep == n, &raw_labels, e);
+    if (st != CNN_OK) goto cleanup;
+    got.labels = cnn_alloc(keep, sizeof *got.labels, "IDX labels", e);
+    if (!got.labels) {
         st = CNN_ERR_NOMEM;
         goto cleanup;
     }
-    st = idx_read_body(gi, images_path, "pixels", got.pixels, keep * per_image,
-                       keep == n, e);
-    if (st == CNN_OK)
-        st = idx_read_body(gl, labels_path, "labels", raw_labels, keep, keep == n, e);
-    if (st != CNN_OK) goto cleanup;
 
     int top = 0;
     for (size_t i = 0; i < keep; i++) {

@@ -5,7 +5,9 @@
  * segments run off the end before the end-of-image marker and a PNG whose
  * chunks do before IEND are refused with a message that says which.
  * stb_image pads a cut-short JPEG with grey and reports success, and says
- * "unknown PNG chunk type" of a cut-short PNG, so those checks are ours.
+ * "unknown PNG chunk type" of a cut-short PNG, so those checks are ours. So
+ * is refusing a JPEG with a Huffman table of more than 256 codes, which
+ * stb_image 2.27 would write past its table (found by tests/fuzz).
  *
  * stb_image and stb_image_resize are compiled here, static to this file
  * (the system's libstb also exports them; ours are configured: only the
@@ -92,40 +94,89 @@ static cnn_status image_fail(cnn_error *e, cnn_status s, const char *name,
     return s;
 }
 
-/* 1 when the JPEG in b[0..n) ends before its end-of-image marker (FF D9).
- * Walks the marker segments from SOI by their length fields (so an EXIF
- * thumbnail inside APP1, with its own FF D9, is skipped); after each SOS
- * header, steps over the entropy-coded data, where FF is followed by 00
- * (a stuffed byte), D0-D7 (a restart marker) or FF (fill). Running out of
- * bytes anywhere before EOI means truncation. A malformed length field is
- * left for stb_image to judge (returns 0). */
-static int jpeg_truncated(const unsigned char *b, size_t n)
+/* 1 when b[0..n) is a JPEG to stb_image: FF, any fill bytes FF, then the
+ * start-of-image marker D8. *start is set just past it. */
+static int is_jpeg(const unsigned char *b, size_t n, size_t *start)
 {
-    size_t pos = 2;                           /* past SOI */
+    size_t pos = 0;
+    if (n < 2 || b[0] != 0xFF) return 0;
+    while (pos < n && b[pos] == 0xFF) pos++;
+    if (pos >= n || b[pos] != 0xD8) return 0;
+    *start = pos + 1;
+    return 1;
+}
+
+/* 1 when a DHT segment (its length field at b[pos]) holds a Huffman table
+ * with more than 256 codes. stb_image 2.27 builds each table from its 16
+ * code counts without checking their sum against the 256 entries it has
+ * room for (2.28 added the check), so such a table writes past it. The
+ * tables are read as stb_image reads them, one after another until the
+ * segment's length is used up, bytes past the end of the file as 0. */
+static int dht_overflows(const unsigned char *b, size_t n, size_t pos)
+{
+    long left = (long)((size_t)b[pos] << 8 | b[pos + 1]) - 2;
+    size_t p = pos + 2;
+    while (left > 0) {
+        unsigned q = p < n ? b[p] : 0;
+        p++;
+        if (q >> 4 > 1 || (q & 15) > 3) return 0;   /* stb_image refuses it */
+        size_t codes = 0;
+        for (int i = 0; i < 16; i++, p++) codes += p < n ? b[p] : 0;
+        if (codes > 256) return 1;
+        p += codes;
+        left -= 17 + (long)codes;
+    }
+    return 0;
+}
+
+enum { JPEG_OK, JPEG_TRUNCATED, JPEG_BAD_TABLE };
+
+/* Check the JPEG in b[0..n), from `pos` just past its start-of-image
+ * marker: JPEG_TRUNCATED when it ends before its end-of-image marker (FF
+ * D9), JPEG_BAD_TABLE when a Huffman table would overflow stb_image's (see
+ * dht_overflows). Walks the marker segments by their length fields (so an
+ * EXIF thumbnail inside APP1, with its own FF D9, is skipped); after each
+ * SOS header, steps over the entropy-coded data, where FF is followed by
+ * 00 (a stuffed byte), D0-D7 (a restart marker) or FF (fill). Running out
+ * of bytes anywhere before EOI means truncation. The walk visits every
+ * segment stb_image reads, at the same place (it skips junk between
+ * segments as stb_image does; where the two part ways stb_image stops with
+ * an error). A malformed length field is left for stb_image to judge. */
+static int jpeg_check(const unsigned char *b, size_t n, size_t pos)
+{
     for (;;) {
         while (pos < n && b[pos] != 0xFF) pos++;          /* junk */
         while (pos < n && b[pos] == 0xFF) pos++;          /* fill bytes */
-        if (pos >= n) return 1;
+        if (pos >= n) return JPEG_TRUNCATED;
         unsigned m = b[pos++];
-        if (m == 0xD9) return 0;                          /* EOI */
+        if (m == 0xD9) return JPEG_OK;                    /* EOI */
         if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7))
             continue;                         /* markers without a length */
-        if (n - pos < 2) return 1;
+        if (n - pos < 2) return JPEG_TRUNCATED;
+        if (m == 0xC4 && dht_overflows(b, n, pos)) return JPEG_BAD_TABLE;
         size_t len = (size_t)b[pos] << 8 | b[pos + 1];
-        if (len < 2) return 0;
-        if (n - pos < len) return 1;
+        if (len < 2) return JPEG_OK;
+        if (n - pos < len) return JPEG_TRUNCATED;
         pos += len;
         if (m != 0xDA) continue;                          /* not SOS */
         while (pos < n) {                     /* entropy-coded data */
             if (b[pos] != 0xFF) { pos++; continue; }
-            if (pos + 1 >= n) return 1;
+            if (pos + 1 >= n) return JPEG_TRUNCATED;
             unsigned x = b[pos + 1];
             if (x == 0x00 || (x >= 0xD0 && x <= 0xD7)) pos += 2;
             else if (x == 0xFF) pos++;
             else break;                       /* a marker: the scan ended */
         }
-        if (pos >= n) return 1;
+        if (pos >= n) return JPEG_TRUNCATED;
     }
+}
+
+/* A JPEG stb_image must not be given (see dht_overflows), or NULL. */
+static const char *jpeg_unsafe(const unsigned char *b, size_t n)
+{
+    size_t start;
+    return is_jpeg(b, n, &start) && jpeg_check(b, n, start) == JPEG_BAD_TABLE
+         ? "corrupt JPEG (a Huffman table with more than 256 codes)" : NULL;
 }
 
 /* 1 when the PNG in b[0..n) ends before its IEND chunk: the chunks, from
@@ -141,6 +192,15 @@ static int png_truncated(const unsigned char *b, size_t n)
         pos += 12 + len;
     }
     return 1;
+}
+
+/* A width or height as stbi_info reports it. stb_image 2.27 gives a
+ * top-down BMP's height as it is stored, negative (its loader takes the
+ * absolute value; so do we, else such a file would seem to have 2^64
+ * pixels). */
+static uint64_t header_size(int v)
+{
+    return v < 0 ? (uint64_t)-(int64_t)v : (uint64_t)v;
 }
 
 /* Round a * b / d to nearest, clamped to [1, hi]. */
@@ -226,7 +286,11 @@ cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *
 
     /* A cut-short file is called so even when its header is cut too. */
     const char *cut = NULL;
-    if (len >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && jpeg_truncated(bytes, len))
+    size_t start;
+    int jpeg = is_jpeg(bytes, len, &start) ? jpeg_check(bytes, len, start) : JPEG_OK;
+    if (jpeg == JPEG_BAD_TABLE)       /* before stb_image reads the tables */
+        return image_fail(e, CNN_ERR_FORMAT, name, "%s", jpeg_unsafe(bytes, len));
+    if (jpeg == JPEG_TRUNCATED)
         cut = "truncated JPEG (no end-of-image marker)";
     else if (len >= 8 && memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0
              && png_truncated(bytes, len))
@@ -235,10 +299,14 @@ cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *
     if (!stbi_info_from_memory(bytes, (int)len, &W, &H, &comp))
         return image_fail(e, CNN_ERR_FORMAT, name, "%s",
                           cut ? cut : "not an image (unknown or unsupported format)");
-    uint64_t pixels = (uint64_t)W * (uint64_t)H;
+    uint64_t iw = header_size(W), ih = header_size(H), pixels = iw * ih;
+    if (!pixels)     /* stb_image decodes a BMP of height 0 to nothing */
+        return image_fail(e, CNN_ERR_FORMAT, name, "image is %llux%llu: no pixels",
+                          (unsigned long long)iw, (unsigned long long)ih);
     if (o->max_pixels && pixels > o->max_pixels)
-        return image_fail(e, CNN_ERR_FORMAT, name, "image is %dx%d = %llu pixels, "
-                          "more than the limit of %llu (data.max_pixels)", W, H,
+        return image_fail(e, CNN_ERR_FORMAT, name, "image is %llux%llu = %llu pixels, "
+                          "more than the limit of %llu (data.max_pixels)",
+                          (unsigned long long)iw, (unsigned long long)ih,
                           (unsigned long long)pixels,
                           (unsigned long long)o->max_pixels);
     if (cut) return image_fail(e, CNN_ERR_FORMAT, name, "%s", cut);
@@ -250,6 +318,10 @@ cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *
         const char *why = stbi_failure_reason();
         return image_fail(e, CNN_ERR_FORMAT, name, "cannot decode: %s",
                           why && *why ? why : "corrupt image");
+    }
+    if (dw < 1 || dh < 1) {
+        stbi_image_free(img);
+        return image_fail(e, CNN_ERR_FORMAT, name, "image is %dx%d: no pixels", dw, dh);
     }
     cnn_status st = image_resize(img, (size_t)dw, (size_t)dh, o->c, o, name, out, e);
     stbi_image_free(img);
@@ -317,12 +389,14 @@ cnn_status cnn_image_info(const char *path, size_t *w, size_t *h, size_t *c,
     int W, H, comp;
     if (len == 0)
         st = image_fail(e, CNN_ERR_FORMAT, path, "empty file (0 bytes)");
+    else if (jpeg_unsafe(buf, len))
+        st = image_fail(e, CNN_ERR_FORMAT, path, "%s", jpeg_unsafe(buf, len));
     else if (len > INT_MAX || !stbi_info_from_memory(buf, (int)len, &W, &H, &comp))
         st = image_fail(e, CNN_ERR_FORMAT, path,
                         "not an image (unknown or unsupported format)");
     else {
-        if (w) *w = (size_t)W;
-        if (h) *h = (size_t)H;
+        if (w) *w = (size_t)header_size(W);
+        if (h) *h = (size_t)header_size(H);
         if (c) *c = (size_t)comp;
     }
     free(buf);

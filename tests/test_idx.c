@@ -224,6 +224,21 @@ static void test_bad_files(void)
     CHECK(write_idx(zl, 0, 0x801, zero_lab, 1, NULL, 0) == 0);
     expect_refused(zi, zl, CNN_ERR_FORMAT, "no pixels", zi, "zero images");
 
+    /* Found by fuzzing (tests/fuzz/corpus/idx/crash-*): a header that
+     * announces 4 billion images of 65535x65535 pixels in a file of a few
+     * bytes is truncated, not a request for 2^64 bytes of memory first
+     * (the reader's memory follows the data that arrives). */
+    uint32_t huge_img[3] = {0xFFFFFFFFu, 0xFFFF, 0xFFFF}, huge_lab[1] = {0xFFFFFFFFu};
+    char hi[128], hl[128];
+    path_in(hi, sizeof hi, "huge-images");
+    path_in(hl, sizeof hl, "huge-labels");
+    CHECK(write_idx(hi, 0, 0x803, huge_img, 3, pixels, sizeof pixels) == 0);
+    CHECK(write_idx(hl, 0, 0x801, huge_lab, 1, labels, sizeof labels) == 0);
+    expect_refused(hi, hl, CNN_ERR_FORMAT, "truncated", hi, "huge header");
+    huge_img[1] = huge_img[2] = 0xFF;        /* 4 GiB announced, 60 bytes there */
+    CHECK(write_idx(hi, 1, 0x803, huge_img, 3, pixels, sizeof pixels) == 0);
+    expect_refused(hi, hl, CNN_ERR_FORMAT, "truncated", hi, "huge header, gzipped");
+
     /* Missing files. */
     char missing[128];
     path_in(missing, sizeof missing, "no-such-file.gz");

@@ -232,6 +232,8 @@ static void check_bad(cnn_status got, const cnn_error *e, cnn_status s,
     CHECK_MSG(strcmp(e->file, path) == 0, "e.file is '%s', expected '%s'", e->file, path);
 }
 
+static void make_bmp_2x2(unsigned char bmp[54 + 16], int height);
+
 static void test_bad_images(void)
 {
     uint8_t out[3 * 8 * 8];
@@ -308,6 +310,61 @@ static void test_bad_images(void)
     cnn_error_clear(&e);
     check_bad(cnn_image_decode((const unsigned char *)"", 0, "mem.png", &o, out, &e), &e,
               CNN_ERR_FORMAT, "mem.png", "empty file (0 bytes)");
+
+    /* Found by fuzzing (tests/fuzz/corpus/image/crash-*): a JPEG whose
+     * Huffman table claims more than 256 codes (stb_image 2.27 would write
+     * past its table) and a BMP of height 0 (decoded to nothing, then
+     * resized from 0 rows) are refused. */
+    jpg = read_file(fx("bad/good.jpg"), &n);
+    unsigned char dht[2 + 19] = {0xFF, 0xC4, 0x00, 19, 0x00};
+    memset(dht + 5, 0xFF, 16);                    /* 16 x 255 codes */
+    unsigned char *bad = malloc(n + sizeof dht);
+    memcpy(bad, jpg, 2);
+    memcpy(bad + 2, dht, sizeof dht);
+    memcpy(bad + 2 + sizeof dht, jpg + 2, n - 2);
+    cnn_error_clear(&e);
+    check_bad(cnn_image_decode(bad, n + sizeof dht, "dht.jpg", &o, out, &e), &e,
+              CNN_ERR_FORMAT, "dht.jpg",
+              "corrupt JPEG (a Huffman table with more than 256 codes)");
+    free(bad);
+    free(jpg);
+    unsigned char bmp[54 + 16];
+    make_bmp_2x2(bmp, 0);
+    cnn_error_clear(&e);
+    check_bad(cnn_image_decode(bmp, sizeof bmp, "flat.bmp", &o, out, &e), &e,
+              CNN_ERR_FORMAT, "flat.bmp", "image is 2x0: no pixels");
+}
+
+/* A 2x2 24-bit BMP, rows stored top-down (a negative height) unless
+ * height is 0: red, green / blue, white. */
+static void make_bmp_2x2(unsigned char bmp[54 + 16], int height)
+{
+    static const unsigned char head[54] = {
+        'B', 'M', 54 + 16, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0,
+        40, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 24, 0,
+    };
+    static const unsigned char rows[16] = {0, 0, 255, 0, 255, 0, 0, 0,   /* BGR */
+                                           255, 0, 0, 255, 255, 255, 0, 0};
+    memcpy(bmp, head, sizeof head);
+    int32_t h = height;
+    for (int i = 0; i < 4; i++) bmp[22 + i] = (unsigned char)((uint32_t)h >> (8 * i));
+    memcpy(bmp + 54, rows, sizeof rows);
+}
+
+/* Found by fuzzing: stb_image 2.27's header reader gives a top-down BMP's
+ * height as negative; it must decode like any other. */
+static void test_top_down_bmp(void)
+{
+    unsigned char bmp[54 + 16];
+    uint8_t out[3 * 2 * 2];
+    cnn_image_opts o = {3, 2, 2, CNN_RESIZE_STRETCH, 100};
+    cnn_error e;
+    make_bmp_2x2(bmp, -2);
+    cnn_error_clear(&e);
+    CHECK_MSG(cnn_image_decode(bmp, sizeof bmp, "down.bmp", &o, out, &e) == CNN_OK,
+              "down.bmp: %s", e.msg);
+    static const uint8_t want[12] = {255, 0, 0, 255,  0, 255, 0, 255,  0, 0, 255, 255};
+    CHECK(memcmp(out, want, sizeof want) == 0);
 }
 
 /* l's paths must be dir/rel[i] and its labels want[i]. */
@@ -683,6 +740,7 @@ int main(void)
     test_channels();
     test_resize();
     test_bad_images();
+    test_top_down_bmp();
     test_listing();
     test_split();
     test_decode();

@@ -227,11 +227,41 @@ static void test_projection(void)
     CHECK_CONTAINS(e.msg, "cannot project input 'input' (2x5x5) onto 4x4x4");
 }
 
+/* Sizes whose memory plan would wrap around size_t are refused, naming
+ * the layer (found by fuzzing, tests/fuzz/corpus/config/crash-plan-overflow
+ * .yaml: 9000 layers of 4x65536x65536 at batch 65536 summed past 2^64, and
+ * `cnn summary` printed what was left after the wrap). */
+static void test_plan_overflow(void)
+{
+    builder b = {0};
+    cnn_error e;
+    for (int i = 0; i < 12; i++) add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    cnn_model_spec m = {{1u << 10, 1u << 16, 1u << 16}, b.specs, b.n, 0};
+    cnn_error_clear(&e);
+    cnn_net *net = cnn_net_plan(&m, 16, &e);             /* 2^46 floats each */
+    CHECK_MSG(net != NULL, "%s", e.msg);
+    cnn_net_free(net);
+    cnn_error_clear(&e);
+    net = cnn_net_plan(&m, 1u << 18, &e);  /* 12 x 2 x 2^60: wrapped to 2^63 */
+    CHECK(net == NULL);
+    CHECK(e.status == CNN_ERR_CONFIG);
+    CHECK_CONTAINS(e.msg, "the memory plan overflows at batch 262144");
+    cnn_net_free(net);
+    m.nlayers = 1;                                        /* one batch of it */
+    m.input = (cnn_shape){1u << 20, 1u << 20, 1u << 20};
+    cnn_error_clear(&e);
+    net = cnn_net_plan(&m, 1u << 10, &e);
+    CHECK(net == NULL);
+    CHECK_CONTAINS(e.msg, "layer 'relu1' (relu): the memory plan overflows");
+    cnn_net_free(net);
+}
+
 int main(void)
 {
     test_lenet();
     test_errors();
     test_whole_net_gradient();
     test_projection();
+    test_plan_overflow();
     return test_done();
 }

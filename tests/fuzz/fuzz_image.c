@@ -18,7 +18,7 @@
 
 #include "image.h"
 
-#define FUZZ_MAX_PIXELS ((uint64_t)1 << 20)
+#define FUZZ_MAX_PIXELS ((uint64_t)1 << 16)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
