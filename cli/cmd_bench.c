@@ -3,7 +3,9 @@
  * per layer (forward, backward, share of the step, GFLOP/s), like `caffe
  * time`; then whole training steps and inference in images/s. The same
  * fixed batch is used every step, so the loss must fall: the first and last
- * losses are printed as a sanity check.
+ * losses are printed as a sanity check. With --inference only forward
+ * passes in evaluation mode are timed (no optimizer is created), so that
+ * inference can be measured at its own batch size in its own process.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,20 +19,27 @@
 #include "run.h"
 
 static const char usage[] =
-    "usage: cnn bench CONFIG [--batch N] [--steps N] [--threads N] [--set KEY=VALUE]...\n"
+    "usage: cnn bench CONFIG [--batch N] [--steps N] [--threads N] [--inference]\n"
+    "                        [--set KEY=VALUE]...\n"
     "\n"
     "Time N training steps (default 10, after one warm-up step) of CONFIG's\n"
     "network and optimizer on one random batch (default: train.batch images):\n"
     "per layer the forward and backward milliseconds per step, their share\n"
-    "of the step and GFLOP/s; then the whole step's images/s, the images/s of\n"
-    "inference (forward only, evaluation mode) at the same batch, the peak\n"
-    "resident memory, and the loss of the first and last step.\n";
+    "of the step and GFLOP/s; then the whole step's images/s and GFLOP/s, the\n"
+    "images/s and GFLOP/s of inference (forward only, evaluation mode) at the\n"
+    "same batch, the peak resident memory, and the loss of the first and last\n"
+    "step.\n"
+    "\n"
+    "--inference times only inference: N forward passes in evaluation mode\n"
+    "after one warm-up pass, with the per-layer table of forward times; no\n"
+    "optimizer is created and no training step is run.\n";
 
 static int run(int argc, char **argv)
 {
     const char *config = NULL, *sets[64];
     size_t nsets = 0;
     long batch = 0, steps = 10, threads = 0;
+    int inference = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -43,6 +52,8 @@ static int run(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || (threads = cli_positive(argv[0], "--threads", v)) < 0)
                 return CLI_EXIT_USAGE;
+        } else if (cli_opt(argc, argv, &i, "--inference", NULL)) {
+            inference = 1;
         } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
             if (r < 0 || cli_add_set(argv[0], v, sets, &nsets, 64)) return CLI_EXIT_USAGE;
         } else if (cli_positional(argv, i, &config)) {
@@ -60,19 +71,23 @@ static int run(int argc, char **argv)
     uint64_t rng = cnn_rng_seed(m.cfg.seed, 1);
     cnn_net_init(net, &rng);
     net->rng = cnn_rng_seed(m.cfg.seed, 2);
-    cnn_optim *opt = cnn_optim_create(net, &m.cfg.train.optim, &e);
+    cnn_optim *opt = NULL;
     int *labels = malloc(n * sizeof *labels);
     double *secs = calloc(2 * L, sizeof *secs);
-    if (!opt || !labels || !secs) {
-        rc = opt ? CLI_EXIT_RUNTIME : cli_report(&e);
-        if (opt) fprintf(stderr, "cnn bench: out of memory\n");
+    if (!inference && !(opt = cnn_optim_create(net, &m.cfg.train.optim, &e))) {
+        rc = cli_report(&e);
+        goto out;
+    }
+    if (!labels || !secs) {
+        fprintf(stderr, "cnn bench: out of memory\n");
+        rc = CLI_EXIT_RUNTIME;
         goto out;
     }
     for (size_t i = 0; i < n * per; i++) net->x[i] = cnn_rng_normal(&rng);
     for (size_t i = 0; i < n; i++) labels[i] = (int)cnn_rng_below(&rng, m.nclasses);
 
     double first = 0, last = 0, step_time = 0;
-    for (long s = 0; s <= steps; s++) {
+    for (long s = 0; !inference && s <= steps; s++) {
         if (s == 1) net->layer_seconds = secs;   /* step 0 warms up */
         double start = cli_now();
         cnn_net_forward(net, n, 1);
@@ -85,13 +100,16 @@ static int run(int argc, char **argv)
     net->layer_seconds = NULL;
     double infer_time = 0;
     for (long s = 0; s <= steps; s++) {
+        if (inference && s == 1) net->layer_seconds = secs;   /* pass 0 warms up */
         double start = cli_now();
         cnn_net_forward(net, n, 0);
         if (s) infer_time += cli_now() - start;
     }
-    double per_step = step_time / (double)steps, total_flops = 0, layer_sum = 0;
+    net->layer_seconds = NULL;
+    double per_step = step_time / (double)steps, total_flops = 0, fwd_flops = 0, layer_sum = 0;
     for (size_t t = 0; t < 2 * L; t++) layer_sum += secs[t];
-    printf("%s: batch %zu, %ld steps, %d threads\n", m.cfg.name, n, steps, cnn_threads());
+    printf("%s: batch %zu, %ld steps, %d threads%s\n", m.cfg.name, n, steps, cnn_threads(),
+           inference ? ", inference only" : "");
     printf("%-22s %-14s %-14s %9s %9s %7s %9s\n", "layer", "kind", "output", "fwd ms",
            "bwd ms", "share", "GFLOP/s");
     for (size_t t = 0; t < L; t++) {
@@ -99,25 +117,32 @@ static int run(int argc, char **argv)
         double f = secs[2 * t] / (double)steps, b = secs[2 * t + 1] / (double)steps;
         /* forward 2 MACs' flops; backward twice that (weights and inputs) */
         int first_layer = l->ninputs == 1 && l->input_ids[0] == 0;
-        double flops = 2.0 * (double)l->macs * (double)n * (first_layer ? 2 : 3);
+        double fwd = 2.0 * (double)l->macs * (double)n;
+        double flops = inference ? fwd : fwd * (first_layer ? 2 : 3);
         total_flops += flops;
+        fwd_flops += fwd;
         char shape[72];
         snprintf(shape, sizeof shape, "%zux%zux%zu", l->out.c, l->out.h, l->out.w);
-        printf("%-22s %-14s %-14s %9.3f %9.3f %6.1f%% ", l->name, l->kind->name, shape,
-               1e3 * f, 1e3 * b, layer_sum > 0 ? 100 * (f + b) * (double)steps / layer_sum : 0);
+        printf("%-22s %-14s %-14s %9.3f ", l->name, l->kind->name, shape, 1e3 * f);
+        if (inference) printf("%9s ", "-");
+        else printf("%9.3f ", 1e3 * b);
+        printf("%6.1f%% ", layer_sum > 0 ? 100 * (f + b) * (double)steps / layer_sum : 0);
         if (l->macs) printf("%9.1f\n", f + b > 0 ? flops / (f + b) / 1e9 : 0);
         else printf("%9s\n", "-");
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("training step: %.2f ms, %.1f images/s, %.1f GFLOP/s (layers %.2f ms, "
-           "loss, optimizer and the rest %.2f ms)\n", 1e3 * per_step,
-           (double)n / per_step, total_flops / per_step / 1e9,
-           1e3 * layer_sum / (double)steps, 1e3 * (per_step - layer_sum / (double)steps));
-    printf("inference: %.2f ms per batch, %.1f images/s\n",
-           1e3 * infer_time / (double)steps, (double)n * (double)steps / infer_time);
+    if (!inference)
+        printf("training step: %.2f ms, %.1f images/s, %.1f GFLOP/s (layers %.2f ms, "
+               "loss, optimizer and the rest %.2f ms)\n", 1e3 * per_step,
+               (double)n / per_step, total_flops / per_step / 1e9,
+               1e3 * layer_sum / (double)steps, 1e3 * (per_step - layer_sum / (double)steps));
+    printf("inference: %.2f ms per batch, %.1f images/s, %.1f GFLOP/s\n",
+           1e3 * infer_time / (double)steps, (double)n * (double)steps / infer_time,
+           fwd_flops * (double)steps / infer_time / 1e9);
     printf("peak resident memory: %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
-    printf("loss on the fixed batch: first step %.4f, last step %.4f\n", first, last);
+    if (!inference)
+        printf("loss on the fixed batch: first step %.4f, last step %.4f\n", first, last);
     rc = CLI_EXIT_OK;
 out:
     cnn_optim_free(opt);

@@ -20,7 +20,8 @@ for c in configs/*.yaml; do
     if "$CNN" check "$c" >"$tmp/out" 2>"$tmp/err"; then ok "check $c"
     else bad "check $c: $(cat "$tmp/err")"; fi
 done
-# parameter counts as published for torchvision's implementations
+# parameter counts as published for torchvision's implementations (vgg-small:
+# as PyTorch counts the same network in scripts/bench/compare_torch.py)
 while read -r config count; do
     "$CNN" check "configs/$config.yaml" 2>&1 | grep -q ", $count parameters," \
         && ok "$config has $count parameters" || bad "$config: $("$CNN" check "configs/$config.yaml" 2>&1)"
@@ -32,6 +33,7 @@ resnet18 11689512
 resnet34 21797672
 resnet50 25557032
 resnet20 272474
+vgg-small 307946
 inception-v3 23834568
 COUNTS
 "$CNN" summary configs/vgg16.yaml --batch 1 | grep -q "^fc6 .* 74.3%" \
