@@ -6,6 +6,7 @@
 #define CNN_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "../core/error.h"
 
 /* Exit codes (DESIGN.md): */
@@ -57,6 +58,9 @@ int cli_add_set(const char *command, const char *value, const char **sets,
 /* Parse a positive integer option value; prints an error and returns -1
  * when invalid. */
 long cli_positive(const char *command, const char *name, const char *value);
+
+/* Write s as a JSON string literal (quotes, escapes) to f. */
+void cli_json_string(FILE *f, const char *s);
 
 /* Set the number of compute threads (OpenBLAS); 0 = all cores. */
 void cli_set_threads(long n);

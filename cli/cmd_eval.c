@@ -31,18 +31,6 @@ static const char usage[] =
     "  --batch N               images per forward pass (default 256)\n"
     "  --threads N             compute threads (default: all cores)\n";
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* Precision, recall and F1 of class c from the confusion matrix. */
 static void class_scores(const size_t *cm, size_t K, size_t c, double *precision,
                          double *recall, double *f1, size_t *support)
@@ -64,9 +52,9 @@ static void print_json(FILE *f, const char *ckpt, const char *data, const cli_sc
     size_t K = m->nclasses;
     char num[32];
     fprintf(f, "{\"checkpoint\": ");
-    json_string(f, ckpt);
+    cli_json_string(f, ckpt);
     fprintf(f, ", \"data\": ");
-    json_string(f, data);
+    cli_json_string(f, data);
     fprintf(f, ", \"samples\": %zu, \"correct\": %zu, \"accuracy\": %.6f, "
             "\"top_k\": %zu, \"top_k_accuracy\": %.6f, \"loss\": %.6f, \"classes\": [",
             s->n, s->correct, s->accuracy, s->k, s->topk_accuracy, s->loss);
@@ -75,7 +63,7 @@ static void print_json(FILE *f, const char *ckpt, const char *data, const cli_sc
         size_t support;
         class_scores(cm, K, c, &p, &r, &f1, &support);
         fprintf(f, "%s{\"class\": %zu, \"name\": ", c ? ", " : "", c);
-        json_string(f, cli_class_name(m, c, num, sizeof num));
+        cli_json_string(f, cli_class_name(m, c, num, sizeof num));
         fprintf(f, ", \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, "
                 "\"support\": %zu}", p, r, f1, support);
     }

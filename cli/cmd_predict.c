@@ -30,18 +30,6 @@ static const char usage[] =
     "An image that cannot be read is reported on stderr and the exit status is 1;\n"
     "the other images are still classified.\n";
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* Softmax of z [K] into p [K]. */
 static void softmax(const float *z, size_t K, double *p)
 {
@@ -104,7 +92,7 @@ static int run(int argc, char **argv)
     }
     if (json) {
         printf("{\"checkpoint\": ");
-        json_string(stdout, ckpt);
+        cli_json_string(stdout, ckpt);
         printf(", \"predictions\": [");
     }
     size_t printed = 0;
@@ -130,11 +118,11 @@ static int run(int argc, char **argv)
         char num[32];
         if (json) {
             printf("%s{\"image\": ", printed ? ", " : "");
-            json_string(stdout, images[i]);
+            cli_json_string(stdout, images[i]);
             printf(", \"top\": [");
             for (size_t a = 0; a < k; a++) {
                 printf("%s{\"class\": ", a ? ", " : "");
-                json_string(stdout, cli_class_name(&m, order[a], num, sizeof num));
+                cli_json_string(stdout, cli_class_name(&m, order[a], num, sizeof num));
                 printf(", \"index\": %zu, \"probability\": %.6f}", order[a], prob[order[a]]);
             }
             printf("]}");

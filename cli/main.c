@@ -87,6 +87,18 @@ int cli_exit_code(cnn_status s)
     return CLI_EXIT_RUNTIME;
 }
 
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 int cli_report(const cnn_error *e)
 {
     if (e->file[0] && e->line)
