@@ -60,9 +60,10 @@ static const char usage[] =
     "                   --set model.layers.0.conv.filters=8 (repeatable)\n"
     "  --seed N         same as --set seed=N\n"
     "  --threads N      compute threads (default: all cores)\n"
-    "  --max-memory SIZE  refuse to start when the run's estimated memory (network,\n"
-    "                   optimizer, decoded data) exceeds SIZE (e.g. 512M, 2G; default:\n"
-    "                   the memory available on this machine)\n"
+    "  --max-memory SIZE\n"
+    "                   refuse to start (exit 1) when the run's estimated memory\n"
+    "                   (network, optimizer, decoded data) exceeds SIZE, e.g. 512M\n"
+    "                   or 2G (default: the memory available on this machine)\n"
     "\n"
     "Progress goes to stderr (a bar on a terminal, one line per epoch otherwise);\n"
     "the final scores go to stdout.\n"
@@ -269,6 +270,8 @@ static uint64_t source_bytes(const cnn_config *cfg, const cnn_data_source *src, 
     cnn_error e = {0};
     cnn_status st = src->kind == CNN_SOURCE_DIR ? cnn_list_dir(src->path, &l, &e)
                                                 : cnn_list_file(src->path, &l, &e);
+    if (!st && src->nclasses)
+        st = cnn_file_list_keep_classes(&l, src->classes, src->nclasses, src->path, &e);
     *n = st ? 0 : src->limit && src->limit < l.n ? src->limit : l.n;
     cnn_file_list_free(&l);
     uint64_t pixels = (uint64_t)*n * d->input.c * d->work_h * d->work_w;
@@ -335,15 +338,24 @@ static int check_memory(uint64_t max_memory, const cli_model *m)
 
 /* ---- non-finite values -------------------------------------------------- */
 
+/* v as %g prints it, but "nan" for every NaN (printf may say "-nan"). */
+static const char *show(double v, char *buf, size_t n)
+{
+    if (isnan(v)) snprintf(buf, n, "nan");
+    else snprintf(buf, n, "%g", v);
+    return buf;
+}
+
 /* The loss (grads = 0) or the gradients (grads = 1) of a step are not
  * finite: say so, with where the first non-finite value is. */
 static void report_nonfinite(const cli_model *m, int grads, double loss, size_t epoch,
                              uint64_t step, const char *dir)
 {
     cnn_nonfinite r;
+    char v[32];
     if (!grads)
-        fprintf(stderr, "%s: error: the loss is not finite (%g) at epoch %zu, step %"
-                PRIu64, m->cfg.path, loss, epoch, step);
+        fprintf(stderr, "%s: error: the loss is not finite (%s) at epoch %zu, step %"
+                PRIu64, m->cfg.path, show(loss, v, sizeof v), epoch, step);
     else
         fprintf(stderr, "%s: error: the gradients are not finite at epoch %zu, step %"
                 PRIu64 " (the loss is %g)", m->cfg.path, epoch, step, loss);
@@ -352,20 +364,22 @@ static void report_nonfinite(const cli_model *m, int grads, double loss, size_t 
                 : "output and weights are");
     else if (!grads && !strcmp(r.what, "output"))
         fprintf(stderr, "; the first layer whose output is not finite is '%s' (%s): "
-                "sample %zu has %g", r.layer->name, r.layer->kind->name, r.index,
-                (double)r.value);
+                "sample %zu has %s", r.layer->name, r.layer->kind->name, r.index,
+                show(r.value, v, sizeof v));
     else if (!grads)
         fprintf(stderr, "; the first layer with a value that is not finite is '%s' "
-                "(%s): its %s holds %g at element %zu, from an earlier update",
-                r.layer->name, r.layer->kind->name, r.what, (double)r.value, r.index);
+                "(%s): its %s holds %s at element %zu (put there by an earlier update, or "
+                "by the checkpoint it started from)",
+                r.layer->name, r.layer->kind->name, r.what, show(r.value, v, sizeof v),
+                r.index);
     else if (!strcmp(r.what, "output"))
         fprintf(stderr, "; going backward, the gradient first stops being finite at the "
-                "output of layer '%s' (%s): sample %zu has %g", r.layer->name,
-                r.layer->kind->name, r.index, (double)r.value);
+                "output of layer '%s' (%s): sample %zu has %s", r.layer->name,
+                r.layer->kind->name, r.index, show(r.value, v, sizeof v));
     else
         fprintf(stderr, "; going backward, the gradient first stops being finite at the "
-                "%s of layer '%s' (%s): element %zu has %g", r.what, r.layer->name,
-                r.layer->kind->name, r.index, (double)r.value);
+                "%s of layer '%s' (%s): element %zu has %s", r.what, r.layer->name,
+                r.layer->kind->name, r.index, show(r.value, v, sizeof v));
     fprintf(stderr, "\nlower train.optimizer.lr, or set train.clip_grad_norm? The last "
             "checkpoint, if any, is kept in %s\n", dir);
 }

@@ -88,18 +88,36 @@ static size_t physical_bytes(void)
     return (size_t)pages > SIZE_MAX / (size_t)size ? SIZE_MAX : (size_t)pages * (size_t)size;
 }
 
-/* Generated name for an unnamed layer: kind plus the first free number. */
+/* The last number generate_name gave each kind (up to NAME_COUNTERS
+ * kinds; more only search from 1 again). */
+#define NAME_COUNTERS 64
+typedef struct name_counter {
+    const char *kind;
+    unsigned last;
+} name_counter;
+
+/* Generated name for an unnamed layer: kind plus the first free number.
+ * Names are taken in order and never given back, so the search for a kind
+ * goes on from the last number it gave: from 1 each time, n unnamed layers
+ * of one kind took O(n^3) comparisons (half an hour for 10,000 layers). */
 static void generate_name(char *out, const char *kind, const cnn_layer_spec *specs,
-                          size_t n, char names[][CNN_NAME_MAX], size_t named)
+                          size_t n, char names[][CNN_NAME_MAX], size_t named,
+                          name_counter *counters)
 {
-    for (unsigned k = 1;; k++) {
+    name_counter *c = NULL;
+    for (size_t i = 0; i < NAME_COUNTERS && !c; i++)
+        if (!counters[i].kind || !strcmp(counters[i].kind, kind)) c = &counters[i];
+    for (unsigned k = c && c->kind ? c->last + 1 : 1;; k++) {
         snprintf(out, CNN_NAME_MAX, "%s%u", kind, k);
         int taken = !strcmp(out, "input");
         for (size_t i = 0; i < n && !taken; i++)
             if (specs[i].name && !strcmp(specs[i].name, out)) taken = 1;
         for (size_t i = 0; i < named && !taken; i++)
             if (!strcmp(names[i], out)) taken = 1;
-        if (!taken) return;
+        if (!taken) {
+            if (c) *c = (name_counter){kind, k};
+            return;
+        }
     }
 }
 
@@ -116,6 +134,7 @@ static cnn_status resolve(const cnn_model_spec *spec, char names[][CNN_NAME_MAX]
                           size_t *order, cnn_error *e)
 {
     size_t n = spec->nlayers;
+    name_counter counters[NAME_COUNTERS] = {{0}};
     for (size_t i = 0; i < n; i++) {
         const cnn_layer_spec *sp = &spec->layers[i];
         if (sp->name) {
@@ -128,7 +147,7 @@ static cnn_status resolve(const cnn_model_spec *spec, char names[][CNN_NAME_MAX]
                     "layer name 'input' is reserved for the network input"), sp);
             snprintf(names[i], CNN_NAME_MAX, "%s", sp->name);
         } else {
-            generate_name(names[i], sp->kind, spec->layers, n, names, i);
+            generate_name(names[i], sp->kind, spec->layers, n, names, i, counters);
         }
         for (size_t j = 0; j < i; j++)
             if (!strcmp(names[i], names[j]))

@@ -10,7 +10,7 @@
 #
 # Environment: FUZZ_BUILD (build folder, default build-fuzz), FUZZ_KEEP=1
 # (keep the working corpora, with what the run found, under FUZZ_BUILD/run),
-# FUZZ_ARGS (more libFuzzer options), CC (default clang). Runs under
+# FUZZ_ARGS (more libFuzzer options), FUZZ_CC (default clang). Runs under
 # `nice -n 10`. docs/fuzzing.md says what each target covers.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ case $secs in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >
 shift $(( $# > 0 ? 1 : 0 ))
 targets=${*:-config idx image checkpoint}
 build=${FUZZ_BUILD:-build-fuzz}
-cc=${CC:-clang}
+cc=${FUZZ_CC:-clang}
 for t in $targets; do
     [ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz.sh: no target '$t'" >&2; exit 2; }
 done
@@ -89,18 +89,18 @@ for t in $targets; do
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/" ${FUZZ_ARGS:-} >"$work/log" 2>&1
     rc=$?
-    stat() { sed -n "s/^stat::$1: *//p" "$work/log" | tail -1; }
+    final_stat() { sed -n "s/^stat::$1: *//p" "$work/log" | tail -1; }
     done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED|NEW|REDUCE|pulse)' "$work/log" | tail -1)
     cov=$(echo "$done_line" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$done_line" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
     corp=$(echo "$done_line" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
-    runs=$(stat number_of_executed_units)
-    speed=$(stat average_exec_per_sec)
+    runs=$(final_stat number_of_executed_units)
+    speed=$(final_stat average_exec_per_sec)
     summary="runs ${runs:-?}, ${speed:-?} exec/s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
     artifact=$(ls "$work/artifacts/" 2>/dev/null | head -1)
     if [ $rc -ne 0 ] || [ -n "$artifact" ]; then
         crashed=1
-        why=$(grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|ALARM|.*-timeout|.*out-of-memory|fuzz_)' "$work/log")
+        why=$(grep -m1 -E '==[0-9]+== ?ERROR|runtime error|^fuzz_[a-z]+: ' "$work/log")
         keep=$build/crashes
         mkdir -p "$keep"
         [ -n "$artifact" ] && cp "$work/artifacts/$artifact" "$keep/$t-$artifact"

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gradcheck.h"
 #include "harness.h"
@@ -228,9 +229,10 @@ static void test_projection(void)
 }
 
 /* Sizes whose memory plan would wrap around size_t are refused, naming
- * the layer (found by fuzzing, tests/fuzz/corpus/config/crash-plan-overflow
- * .yaml: 9000 layers of 4x65536x65536 at batch 65536 summed past 2^64, and
- * `cnn summary` printed what was left after the wrap). */
+ * the layer. Caught by the plan check of tests/fuzz/fuzz_config.c on
+ * tests/fuzz/corpus/config/crash-plan-overflow.yaml: concats of concats of
+ * a 4x65536x65536 input at batch 65536 summed past 2^64, and `cnn summary`
+ * printed what was left after the wrap. */
 static void test_plan_overflow(void)
 {
     builder b = {0};
@@ -256,6 +258,43 @@ static void test_plan_overflow(void)
     cnn_net_free(net);
 }
 
+/* Unnamed layers get kind + the first free number, around explicit names;
+ * 10,000 of them plan in well under a second (the search once restarted
+ * from 1 for every layer: O(n^3), half an hour). */
+static void test_generated_names(void)
+{
+    builder b = {0};
+    cnn_error e;
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, "relu2", "relu", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "sigmoid", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    add(&b, "sigmoid3", "sigmoid", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "sigmoid", NULL, 0, 0, 0, 0);
+    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
+    cnn_model_spec m = {{1, 2, 2}, b.specs, b.n, 0};
+    cnn_error_clear(&e);
+    cnn_net *net = cnn_net_plan(&m, 1, &e);
+    static const char *const want[] = {"relu1", "relu2", "sigmoid1", "relu3",
+                                       "sigmoid3", "sigmoid2", "relu4"};
+    CHECK_MSG(net && net->nlayers == 7, "%s", e.msg);
+    for (size_t t = 0; net && t < net->nlayers; t++)
+        CHECK_MSG(!strcmp(net->layers[t].name, want[t]), "layer %zu is %s, not %s", t,
+                  net->layers[t].name, want[t]);
+    cnn_net_free(net);
+
+    enum { MANY = 10000 };
+    cnn_layer_spec *many = calloc(MANY, sizeof *many);
+    if (!many) return;
+    for (size_t i = 0; i < MANY; i++) many[i].kind = "relu";
+    m = (cnn_model_spec){{1, 2, 2}, many, MANY, 0};
+    cnn_error_clear(&e);
+    net = cnn_net_plan(&m, 1, &e);
+    CHECK_MSG(net && !strcmp(net->layers[MANY - 1].name, "relu10000"), "%s", e.msg);
+    cnn_net_free(net);
+    free(many);
+}
+
 int main(void)
 {
     test_lenet();
@@ -263,5 +302,6 @@ int main(void)
     test_whole_net_gradient();
     test_projection();
     test_plan_overflow();
+    test_generated_names();
     return test_done();
 }
