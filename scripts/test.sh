@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what is missing, build twice (release, and with AddressSanitizer
 # and UndefinedBehaviorSanitizer), run the whole test suite in both builds,
-# then a short train + eval under valgrind's memcheck, and end with one line
+# then a short train + eval under valgrind's memcheck and each fuzz target
+# for FUZZ_SECONDS (default 60; 0 skips them), and end with one line
 # "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh python3 valgrind || exit 1
+scripts/install-deps.sh python3 valgrind clang libclang-rt-14-dev libomp-14-dev || exit 1
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
@@ -100,6 +101,21 @@ YAML
     memcheck predict-images "$cnn" predict "$vg/images/last.cnn" --threads 1 \
         "$vg/fixtures/mixed/a/000.png" "$vg/fixtures/mixed/b/001.png"
 fi
+
+# --- fuzzing: each target for a bounded time, from its committed corpus ---
+fuzz_secs=${FUZZ_SECONDS:-60}
+echo "=== fuzzing (${fuzz_secs} s per target) ==="
+for t in config idx image checkpoint; do
+    if [ "$fuzz_secs" -eq 0 ] || ! command -v clang >/dev/null; then
+        echo "skip: fuzz $t"
+        skipped=$((skipped + 1))
+    elif scripts/fuzz.sh "$fuzz_secs" "$t"; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL: fuzz $t (see above; the input that did it is kept)"
+        failed=$((failed + 1))
+    fi
+done
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
