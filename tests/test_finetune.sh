@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cnn finetune` and what trains: a tiny net pretrained on three classes is
 # fine-tuned on two of them with a new head. Checks the load table (loaded,
-# new, dropped), the shape-mismatch error naming both shapes, reinit,
+# new, dropped), rename, the shape-mismatch error naming both shapes, reinit,
 # trainable: head (the loaded layers keep their exact weights, frozen batch
 # norm keeps its running statistics), trainable: batchnorm (only gamma and
 # beta move), freeze patterns, lr_mult 0, stages (head only, then all,
@@ -87,6 +87,16 @@ net "$tmp/re.yaml" 2 "[a, b]" "$ft_train, trainable: head}" "finetune: {reinit: 
 "$CNN" finetune "$tmp/re.yaml" --from "$pre" --threads 1 --out "$tmp/re" >/dev/null 2>"$tmp/err" \
     && grep -qE '^fc +reinit ' "$tmp/err" && ok "reinit takes a mismatched layer afresh" \
     || bad "reinit: $(cat "$tmp/err")"
+
+# --- rename: the pretrained c1 becomes this network's "first"
+net "$tmp/rn.yaml" 2 "[a, b]" "$ft_train, trainable: head}" \
+    "finetune: {drop: [fc], rename: {c1: first}}"
+sed -i 's/name: c1,/name: first,/' "$tmp/rn.yaml"
+"$CNN" finetune "$tmp/rn.yaml" --from "$pre" --threads 1 --out "$tmp/rn" >/dev/null 2>"$tmp/err" \
+    && grep -qE '^first +loaded +c1$' "$tmp/err" \
+    && [ "$($TENSORS "$pre" | sed -n 's/^c1.weight //p')" = \
+         "$($TENSORS "$tmp/rn/last.cnn" | sed -n 's/^first.weight //p')" ] \
+    && ok "rename takes c1's weights into 'first'" || bad "rename: $(cat "$tmp/err")"
 
 # --- trainable: batchnorm: only gamma and beta move
 net "$tmp/bn.yaml" 3 "[a, b, c]" "$ft_train, trainable: batchnorm}"
