@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Print "name crc32" for every tensor of a .cnn checkpoint (docs/checkpoint.md),
-so shell tests can tell which tensors changed between two checkpoints."""
+"""Tensors of a .cnn checkpoint (format: docs/checkpoint.md), for shell tests.
+
+  ckpt_tensors.py FILE                  print "name crc32" for every tensor
+  ckpt_tensors.py plant FILE T=SPEC...  rewrite tensors in place; SPEC is V
+                                        (every element), alt:V (row k gets V,
+                                        negated for odd k) or at:I:V (element I)
+"""
 import struct
 import sys
 import zlib
 
 
-def tensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    payload = zlib.decompress(data[48:])
+def records(payload):
+    """(name, dims, offset of the values, number of values) per tensor."""
     at = 0
     for _ in range(2):                      # config, metadata
         (n,) = struct.unpack_from("<I", payload, at)
@@ -18,17 +21,51 @@ def tensors(path):
     at += 4
     for _ in range(count):
         (n,) = struct.unpack_from("<H", payload, at)
-        name = payload[at + 2:at + 2 + n].decode()
+        name = bytes(payload[at + 2:at + 2 + n]).decode()
         at += 2 + n
         ndim = payload[at + 1]
         dims = struct.unpack_from("<%dQ" % ndim, payload, at + 2)
         at += 2 + 8 * ndim
-        size = 4
+        size = 1
         for d in dims:
             size *= d
-        yield name, zlib.crc32(payload[at:at + size])
-        at += size
+        yield name, dims, at, size
+        at += 4 * size
 
 
-for name, crc in tensors(sys.argv[1]):
-    print(name, crc)
+def read_payload(path):
+    with open(path, "rb") as f:
+        return bytearray(zlib.decompress(f.read()[48:]))
+
+
+def plant(path, args):
+    specs = dict(a.split("=", 1) for a in args)
+    p = read_payload(path)
+    for name, dims, at, size in records(p):
+        spec = specs.pop(name, None)
+        if spec is None:
+            continue
+        vals = list(struct.unpack_from("<%df" % size, p, at))
+        kind, _, arg = spec.rpartition(":")
+        if kind == "":
+            vals = [float(arg)] * size
+        elif kind == "alt":
+            row = size // dims[0]
+            vals = [float(arg) * (-1) ** (i // row) for i in range(size)]
+        else:
+            vals[int(kind.split(":")[1])] = float(arg)
+        struct.pack_into("<%df" % size, p, at, *vals)
+    assert not specs, "no such tensors: %s" % list(specs)
+    z = zlib.compress(bytes(p))
+    head = b"CNNCKPT\0" + struct.pack("<IIQQIIQ", 1, 0, len(p), len(z), zlib.crc32(p),
+                                      zlib.crc32(z), 0)
+    with open(path, "wb") as f:
+        f.write(head + z)
+
+
+if sys.argv[1] == "plant":
+    plant(sys.argv[2], sys.argv[3:])
+else:
+    p = read_payload(sys.argv[1])
+    for name, _, at, size in records(p):
+        print(name, zlib.crc32(p[at:at + 4 * size]))

@@ -233,55 +233,15 @@ grep -q "error: the loss is not finite" "$tmp/err" && ok "non-finite loss: says 
 cmp -s "$tmp/good.cnn" "$run/last.cnn" && ok "non-finite loss: last.cnn kept as it was" \
     || bad "non-finite loss: last.cnn changed"
 
-# Weights planted in a checkpoint (python3 rewrites its tensors; the format
-# is docs/checkpoint.md): plant CKPT TENSOR=SPEC..., SPEC one of V (every
-# element), alt:V (row k gets V, negated for odd k), at:I:V (element I only).
-cat >"$tmp/plant.py" <<'PY'
-import struct, sys, zlib
-path, specs = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
-data = open(path, "rb").read()
-p = bytearray(zlib.decompress(data[48:]))
-at = 0
-for _ in range(2):                      # config, metadata
-    (n,) = struct.unpack_from("<I", p, at)
-    at += 4 + n
-(count,) = struct.unpack_from("<I", p, at)
-at += 4
-for _ in range(count):
-    (n,) = struct.unpack_from("<H", p, at)
-    name = p[at + 2:at + 2 + n].decode()
-    at += 2 + n
-    ndim = p[at + 1]
-    dims = struct.unpack_from("<%dQ" % ndim, p, at + 2)
-    at += 2 + 8 * ndim
-    size = 1
-    for d in dims:
-        size *= d
-    spec = specs.pop(name, None)
-    if spec is not None:
-        vals = list(struct.unpack_from("<%df" % size, p, at))
-        kind, _, arg = spec.rpartition(":")
-        if kind == "":
-            vals = [float(arg)] * size
-        elif kind == "alt":
-            row = size // dims[0]
-            vals = [float(arg) * (-1) ** (i // row) for i in range(size)]
-        else:
-            vals[int(kind.split(":")[1])] = float(arg)
-        struct.pack_into("<%df" % size, p, at, *vals)
-    at += 4 * size
-assert not specs, "no such tensors: %s" % list(specs)
-z = zlib.compress(bytes(p))
-head = b"CNNCKPT\0" + struct.pack("<IIQQIIQ", 1, 0, len(p), len(z), zlib.crc32(p),
-                                  zlib.crc32(z), 0)
-open(path, "wb").write(head + z)
-PY
+# Weights planted in a checkpoint by tests/ckpt_tensors.py plant:
+# plant NAME TENSOR=SPEC..., SPEC one of V (every element), alt:V (row k
+# gets V, negated for odd k), at:I:V (element I only).
 plant() {   # NAME TENSOR=SPEC...: a copy of $tmp/good.cnn in $tmp/NAME/, planted
     mkdir -p "$tmp/$1"
     cp "$tmp/good.cnn" "$tmp/$1/last.cnn"
     local dir=$tmp/$1
     shift
-    python3 "$tmp/plant.py" "$dir/last.cnn" "$@" && readable "$dir/last.cnn" \
+    python3 "$(dirname "$0")/ckpt_tensors.py" plant "$dir/last.cnn" "$@" && readable "$dir/last.cnn" \
         || bad "planting $*: $(cat "$tmp/summary.err")"
     cp "$dir/last.cnn" "$tmp/planted.cnn"
 }
