@@ -25,6 +25,14 @@
 #include "parallel.h"
 #include "rng.h"
 
+/* Whether the tiled conv plan keeps columns: it keeps none; builds without
+ * AVX take the image plan, which keeps them. */
+#if defined(__GNUC__) && defined(__AVX__)
+#define CONV_TILES_KEEP 0
+#else
+#define CONV_TILES_KEEP 1
+#endif
+
 #define GRAD(kind, in, opts, ...) do { \
     const char *kv_[] = {__VA_ARGS__, NULL}; \
     int bad_ = gradcheck_layer(kind, kv_, in, opts); \
@@ -72,6 +80,8 @@ static void test_conv_grad(void)
          "padding_mode", "reflect");
     GRAD("conv", ((cnn_shape){4, 17, 16}), &b1, "filters", "2", "kernel", "3", "pad", "1");
     GRAD("conv", ((cnn_shape){5, 16, 16}), &b1, "filters", "3", "kernel", "1");
+    /* Tiled: 5 channels, rows of 8. */
+    GRAD("conv", ((cnn_shape){5, 6, 8}), &b3, "filters", "5", "kernel", "3", "pad", "1");
     /* Groups: 2, depthwise (groups = channels, 2 filters each), and a
      * pointwise 1x1 in groups. */
     GRAD("conv", ((cnn_shape){4, 5, 5}), &b3, "filters", "6", "kernel", "3", "pad", "1",
@@ -385,6 +395,21 @@ static void test_conv_reference(void)
                    2, 1);
     reference_case("direct 1x1 16 wide", (ref_conv){.c = 2, .h = 5, .w = 16, .f = 8,
                    .kh = 1, .kw = 1, .sh = 1, .sw = 1}, 3, 1);
+    /* Tiled (stride 1, zero padding, rows of whole vectors of 8, more than
+     * direct's channels): filters past a tile of 4 and 3, taps past a
+     * tile of 4, a pad of kernel - 1 (the input gradient's conv pads dy
+     * by nothing), no padding at all, and outputs that do not fill the
+     * last tile of 3 vectors. */
+    reference_case("tiled 3x3 p1", (ref_conv){.c = 8, .h = 16, .w = 16, .f = 6, .kh = 3,
+                   .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
+    reference_case("tiled 5x5 p2", (ref_conv){.c = 5, .h = 8, .w = 8, .f = 5, .kh = 5,
+                   .kw = 5, .sh = 1, .sw = 1, .ph = 2, .pw = 2}, 2, 1);
+    reference_case("tiled 3x1 unpadded", (ref_conv){.c = 4, .h = 10, .w = 8, .f = 4,
+                   .kh = 3, .kw = 1, .sh = 1, .sw = 1}, 2, 0);
+    reference_case("tiled 3x3 p[0,1]", (ref_conv){.c = 6, .h = 7, .w = 16, .f = 7,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 0, .pw = 1}, 2, 1);
+    reference_case("tiled 3x3 p[2,1]", (ref_conv){.c = 4, .h = 8, .w = 8, .f = 8,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 1}, 3, 1);
     /* Groups and dilation in every plan: grouped images (columns kept, and
      * too wide to keep, reflect), image by image, chunks with stride,
      * pointwise, and shapes that would take the direct plan without them. */
@@ -464,6 +489,10 @@ static void threads_case(const char *what, ref_conv r, size_t max_batch, size_t 
 static void test_conv_threads(void)
 {
     int threads = cnn_threads();
+    /* Tiled: no columns kept (the image plan would keep these: 72 x 256),
+     * 9 images in chunks for the weight gradient, cut between 2 threads. */
+    threads_case("threads tiled", (ref_conv){.c = 8, .h = 16, .w = 16, .f = 16, .kh = 3,
+                 .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 9, 9, CONV_TILES_KEEP);
     /* Grouped, columns kept: 7 images in groups of 3 and 4 on 2 threads. */
     threads_case("threads grouped", (ref_conv){.c = 8, .h = 10, .w = 10, .f = 24, .kh = 3,
                  .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 7, 7, 1);

@@ -61,7 +61,7 @@
 #include "layer.h"
 #include "parallel.h"
 
-enum { CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE, CONV_GROUPED };
+enum { CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE, CONV_GROUPED };
 
 #define CONV_MAX_SIZE (1L << 20)   /* bound for filters, kernel, stride, pad */
 #define CONV_COL_FLOATS ((size_t)1 << 20)   /* aim for a column matrix this size */
@@ -74,6 +74,10 @@ enum { CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE, CONV_GROUPED };
 #define CONV_DIRECT_MAX_C 3
 #define CONV_SLACK 16              /* floats after a DIRECT padded image */
 #define CONV_ALIGN 16              /* floats: 64-byte scratch buffers */
+#define TILE_F 4                   /* TILED: filters x vectors of 8 outputs */
+#define TILE_V 3                   /*   per register tile of tiled_pass */
+#define TILE_DF 3                  /* TILED: filters x taps per register */
+#define TILE_DT 4                  /*   tile of tiled_dw */
 
 /* The DIRECT kernels use GCC's vector extension (GCC and Clang) on AVX:
  * 8 floats, one register. Elsewhere the plan is not used (and vectors this
@@ -111,6 +115,13 @@ static inline conv_vec vfma(conv_vec a, conv_vec b, conv_vec c)
 #endif
 }
 
+/* Keep v in a register: without this GCC folds a vector load into every
+ * FMA that uses it, loading it again for each. */
+static inline void in_register(conv_vec *v)
+{
+    __asm__("" : "+x"(*v));
+}
+
 static inline float vsum(conv_vec v)
 {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
@@ -132,7 +143,8 @@ typedef struct conv_settings {
     size_t kg, fg;   /* k/groups, filters/groups: one group's rows and filters;
                         the weights are [filters][kg] */
     size_t p;        /* oh*ow: output positions per image */
-    int plan;        /* CONV_POINTWISE, CONV_DIRECT, CONV_IMAGE or CONV_GROUPED */
+    int plan;        /* CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE or
+                        CONV_GROUPED */
     size_t cols;     /* IMAGE, DIRECT: columns per chunk; GROUPED: group * p */
     size_t group;    /* GROUPED: most images per GEMM */
     size_t owv;      /* DIRECT: ow rounded up to 8, the row length of dy's copy */
@@ -141,6 +153,7 @@ typedef struct conv_settings {
     /* one piece's scratch: its floats, and where each buffer starts */
     size_t scratch;
     size_t off_col, off_tmp, off_xp, off_dxp, off_dw, off_db;
+    size_t off_pack; /* TILED: packed weights, one copy after the pieces' scratch */
 } conv_settings;
 
 static const char *context(const cnn_layer *l, const cnn_opts *o)
@@ -286,13 +299,31 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     direct = s->c <= CONV_DIRECT_MAX_C && s->k <= CONV_DIRECT_MAX_K && s->sh == 1 &&
              s->sw == 1 && s->groups == 1 && eh == s->kh && ew == s->kw;
 #endif
+    /* TILED: a stride-1, zero-padded, undilated, ungrouped conv of more
+     * channels than DIRECT takes, whose output and input rows are whole
+     * vectors of 8; its input gradient is a conv of the same kind. */
+    int tiled = 0;
+#ifdef CONV_VECTORS
+    tiled = !direct && s->sh == 1 && s->sw == 1 && s->groups == 1 && eh == s->kh &&
+            ew == s->kw && !s->reflect && s->kh * s->kw > 1 && s->ph < s->kh &&
+            s->pw < s->kw && s->ow % 8 == 0 && in.w % 8 == 0;
+#endif
     /* Images per group: as many as fit the target, but no more than a
      * thread's share of a full batch, so that every thread gets work. */
     size_t share = (l->max_batch + s->threads - 1) / s->threads;
     size_t g = target / s->p;
     if (g > share) g = share;
     s->group = 1;
-    if (direct || s->p >= CONV_IMAGE_MIN_P || g <= 1) {
+    if (tiled) {
+        /* Images per chunk of the weight gradient: the padded inputs and
+         * dy of a chunk fit in about 512 KiB (half of a core's L2). */
+        size_t per = s->c * s->hp * s->wp + s->filters * s->p;
+        s->plan = CONV_TILED;
+        s->cols = s->p;
+        s->group = ((size_t)1 << 17) / per;
+        if (s->group > share) s->group = share;
+        if (s->group < 1) s->group = 1;
+    } else if (direct || s->p >= CONV_IMAGE_MIN_P || g <= 1) {
         size_t nchunks = (s->p + target - 1) / target;
         s->plan = direct ? CONV_DIRECT : pointwise ? CONV_POINTWISE : CONV_IMAGE;
         s->cols = (s->p + nchunks - 1) / nchunks;
@@ -307,17 +338,24 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
 
     /* One piece's scratch: columns (also the columns' gradient); the
      * grouped result or gathered dy (DIRECT: dy with padded rows); padded
-     * planes for the input and its gradient; the gradient partials of the
-     * pieces after the first. */
+     * planes for the input and its gradient (TILED: for dy, padded for the
+     * input gradient's conv); the gradient partials of the pieces after
+     * the first. */
     size_t plane = align_up(s->c * s->hp * s->wp + CONV_SLACK), at = 0;
     int planes = s->padded || s->plan == CONV_DIRECT;
+    if (s->plan == CONV_TILED) {
+        size_t dyp = s->filters * (s->oh + 2 * (s->kh - 1 - s->ph)) *
+                     (s->ow + 2 * (s->kw - 1 - s->pw));
+        if (dyp > plane) plane = align_up(dyp);
+        planes = 1;
+    }
     s->off_col = at;
-    at += s->plan == CONV_POINTWISE ? 0 : align_up(s->k * s->cols);
+    at += s->plan == CONV_POINTWISE || s->plan == CONV_TILED ? 0 : align_up(s->k * s->cols);
     s->off_tmp = at;
     if (s->plan == CONV_GROUPED) at += align_up(s->filters * s->cols);
     if (s->plan == CONV_DIRECT) at += align_up(s->filters * s->oh * s->owv);
     s->off_xp = at;
-    at += planes ? plane : 0;
+    at += !planes ? 0 : s->plan == CONV_TILED ? s->group * plane : plane;
     s->off_dxp = at;
     at += planes ? plane : 0;
     s->off_dw = at;
@@ -325,7 +363,14 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     s->off_db = at;
     at += s->threads > 1 && s->bias ? align_up(s->filters) : 0;
     s->scratch = at;
-    l->work_size = s->threads * s->scratch;
+    s->off_pack = s->threads * s->scratch;
+    l->work_size = s->off_pack;
+    if (s->plan == CONV_TILED) {
+        /* forward's filters in blocks of TILE_F, or the input gradient's */
+        size_t fw = (s->filters + TILE_F - 1) / TILE_F * TILE_F * s->k;
+        size_t bw = (s->c + TILE_F - 1) / TILE_F * TILE_F * s->filters * s->kh * s->kw;
+        l->work_size += fw > bw ? fw : bw;
+    }
 
     l->out = (cnn_shape){s->filters, s->oh, s->ow};
     size_t wdims[4] = {s->filters, in.c / s->groups, s->kh, s->kw};
@@ -617,6 +662,7 @@ static void direct_dw(const conv_settings *s, const float *xp, const float *dyw,
                              d2 = vload(d[2] + at);
                     for (size_t v = 0; v < 4; v++) {
                         conv_vec xv = vload(x[v] + ax);
+                        in_register(&xv);
                         acc[0][v] = vfma(d0, xv, acc[0][v]);
                         acc[1][v] = vfma(d1, xv, acc[1][v]);
                         acc[2][v] = vfma(d2, xv, acc[2][v]);
@@ -624,6 +670,162 @@ static void direct_dw(const conv_settings *s, const float *xp, const float *dyw,
                 }
             for (size_t u = 0; u < 3 && f0 + u < F; u++)
                 for (size_t v = 0; v < 4 && t0 + v < K; v++)
+                    dw[(f0 + u) * K + t0 + v] += vsum(acc[u][v]);
+        }
+    }
+}
+
+/* TILED. The filters w [F][C][kh][kw] in blocks of TILE_F, tap-major:
+ * wp[b][t][u] = w[b*TILE_F + u][t], zeros past F. */
+static void pack_filters(const float *w, size_t F, size_t K, float *wp)
+{
+    for (size_t f0 = 0; f0 < F; f0 += TILE_F)
+        for (size_t t = 0; t < K; t++)
+            for (size_t u = 0; u < TILE_F; u++)
+                *wp++ = f0 + u < F ? w[(f0 + u) * K + t] : 0.0f;
+}
+
+/* The input gradient of a stride-1 conv is a stride-1 conv of dy, padded
+ * by kernel - 1 - pad, from F channels to C with each kernel turned by
+ * half a circle: its filter c has taps (f, i, j) = w[f][c][kh-1-i][kw-1-j].
+ * Packed as pack_filters packs forward's. */
+static void pack_turned(const float *w, size_t F, size_t C, size_t kh, size_t kw,
+                        float *wp)
+{
+    const size_t khw = kh * kw;
+    for (size_t c0 = 0; c0 < C; c0 += TILE_F)
+        for (size_t f = 0; f < F; f++)
+            for (size_t i = 0; i < kh; i++)
+                for (size_t j = 0; j < kw; j++)
+                    for (size_t u = 0; u < TILE_F; u++) {
+                        size_t c = c0 + u, tap = (kh - 1 - i) * kw + (kw - 1 - j);
+                        *wp++ = c < C ? w[(f * C + c) * khw + tap] : 0.0f;
+                    }
+}
+
+/* Planes x [n][h][w] into dst [n][h+2ph][w+2pw] with zero borders. */
+static void zero_pad(const float *x, size_t n, size_t h, size_t w, size_t ph, size_t pw,
+                     float *dst)
+{
+    const size_t wp = w + 2 * pw;
+    for (size_t c = 0; c < n; c++) {
+        memset(dst, 0, ph * wp * sizeof *dst);
+        dst += ph * wp;
+        for (size_t y = 0; y < h; y++, dst += wp, x += w) {
+            for (size_t i = 0; i < pw; i++) dst[i] = dst[pw + w + i] = 0.0f;
+            memcpy(dst + pw, x, w * sizeof *dst);
+        }
+        memset(dst, 0, ph * wp * sizeof *dst);
+        dst += ph * wp;
+    }
+}
+
+/* y [F][OH][OW] = b + (or, with add, y +) the stride-1 correlation of the
+ * planes src [cin][OH+kh-1][OW+kw-1] with the packed filters wp, for one
+ * image, OW a multiple of 8. A register tile is TILE_F filters x TILE_V
+ * vectors of 8 outputs (anywhere in the image, row by row: a vector never
+ * crosses a row), held over all cin*kh*kw taps, each tap one broadcast
+ * weight per filter and one load per vector straight from the planes: no
+ * columns. The last tile of an image repeats its last vector where the
+ * vectors run out (it stores the same values twice). */
+static void tiled_pass(const float *src, size_t cin, size_t kh, size_t kw,
+                       const float *wp, size_t F, size_t OH, size_t OW, const float *b,
+                       int add, float *y)
+{
+    const size_t ws = OW + kw - 1, hs = OH + kh - 1, K = cin * kh * kw;
+    const size_t vpr = OW / 8, nvec = OH * vpr, plane = OH * OW;
+    for (size_t f0 = 0; f0 < F; f0 += TILE_F) {
+        const float *wb = wp + f0 * K;
+        const size_t nf = F - f0 < TILE_F ? F - f0 : TILE_F;
+        float *yb = y + f0 * plane;
+        for (size_t i0 = 0; i0 < nvec; i0 += TILE_V) {
+            size_t at[TILE_V], ax[TILE_V];
+            for (size_t v = 0; v < TILE_V; v++) {
+                size_t i = i0 + v < nvec ? i0 + v : nvec - 1;
+                size_t oy = i / vpr, ox = i % vpr * 8;
+                at[v] = oy * OW + ox;
+                ax[v] = oy * ws + ox;
+            }
+            conv_vec acc[TILE_F][TILE_V];
+            for (size_t u = 0; u < TILE_F; u++)
+                for (size_t v = 0; v < TILE_V; v++)
+                    acc[u][v] = u >= nf ? vsplat(0.0f)
+                                : add ? vload(yb + u * plane + at[v])
+                                : vsplat(b ? b[f0 + u] : 0.0f);
+            const float *wt = wb;
+            const float *x0 = src + ax[0], *x1 = src + ax[1], *x2 = src + ax[2];
+            for (size_t ci = 0; ci < cin; ci++)
+                for (size_t ki = 0; ki < kh; ki++) {
+                    const size_t row = (ci * hs + ki) * ws;
+                    for (size_t kj = 0; kj < kw; kj++, wt += TILE_F) {
+                        conv_vec a = vload(x0 + row + kj), c = vload(x1 + row + kj),
+                                 d = vload(x2 + row + kj);
+                        in_register(&a);
+                        in_register(&c);
+                        in_register(&d);
+                        for (size_t u = 0; u < TILE_F; u++) {
+                            conv_vec wv = vsplat(wt[u]);
+                            acc[u][0] = vfma(wv, a, acc[u][0]);
+                            acc[u][1] = vfma(wv, c, acc[u][1]);
+                            acc[u][2] = vfma(wv, d, acc[u][2]);
+                        }
+                    }
+                }
+            for (size_t u = 0; u < nf; u++)
+                for (size_t v = 0; v < TILE_V; v++)
+                    vstore(yb + u * plane + at[v], acc[u][v]);
+        }
+    }
+}
+
+/* dw [F][K] += dy * src summed over nimg images of a TILED conv: tiles of
+ * TILE_DF filters x TILE_DT taps, each a dot product over the images'
+ * output vectors held in registers (dy's rows are whole vectors) and
+ * summed across the lanes once per tile. src: each image's padded input
+ * planes [cin][OH+kh-1][OW+kw-1], sstride floats apart; dy [nimg][F][OH][OW]. */
+static void tiled_dw(const float *src, size_t sstride, size_t nimg, size_t cin,
+                     size_t kh, size_t kw, const float *dy, size_t F, size_t OH, size_t OW,
+                     float *dw)
+{
+    const size_t ws = OW + kw - 1, hs = OH + kh - 1, khw = kh * kw, K = cin * khw;
+    const size_t plane = OH * OW;
+    for (size_t f0 = 0; f0 < F; f0 += TILE_DF) {
+        size_t fo[TILE_DF];
+        for (size_t u = 0; u < TILE_DF; u++) fo[u] = (f0 + u < F ? f0 + u : F - 1) * plane;
+        for (size_t t0 = 0; t0 < K; t0 += TILE_DT) {
+            size_t to[TILE_DT];
+            for (size_t v = 0; v < TILE_DT; v++) {
+                size_t t = t0 + v < K ? t0 + v : K - 1, r = t % khw;
+                to[v] = (t / khw * hs + r / kw) * ws + r % kw;
+            }
+            conv_vec acc[TILE_DF][TILE_DT];
+            for (size_t u = 0; u < TILE_DF; u++)
+                for (size_t v = 0; v < TILE_DT; v++) acc[u][v] = vsplat(0.0f);
+            for (size_t n = 0; n < nimg; n++) {
+                const float *dn = dy + n * F * plane, *xn = src + n * sstride;
+                const float *d0 = dn + fo[0], *d1 = dn + fo[1], *d2 = dn + fo[2];
+                const float *x0 = xn + to[0], *x1 = xn + to[1], *x2 = xn + to[2],
+                            *x3 = xn + to[3];
+                for (size_t oy = 0; oy < OH; oy++)
+                    for (size_t ox = 0; ox < OW; ox += 8) {
+                        size_t at = oy * OW + ox, ax = oy * ws + ox;
+                        conv_vec a = vload(d0 + at), b = vload(d1 + at),
+                                 c = vload(d2 + at);
+                        const float *xr[TILE_DT] = {x0 + ax, x1 + ax, x2 + ax, x3 + ax};
+                        in_register(&a);
+                        in_register(&b);
+                        in_register(&c);
+                        for (size_t v = 0; v < TILE_DT; v++) {
+                            conv_vec xv = vload(xr[v]);
+                            in_register(&xv);
+                            acc[0][v] = vfma(a, xv, acc[0][v]);
+                            acc[1][v] = vfma(b, xv, acc[1][v]);
+                            acc[2][v] = vfma(c, xv, acc[2][v]);
+                        }
+                    }
+            }
+            for (size_t u = 0; u < TILE_DF && f0 + u < F; u++)
+                for (size_t v = 0; v < TILE_DT && t0 + v < K; v++)
                     dw[(f0 + u) * K + t0 + v] += vsum(acc[u][v]);
         }
     }
@@ -735,6 +937,19 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
     }
 
 #ifdef CONV_VECTORS
+    if (s->plan == CONV_TILED) {
+        const float *wp = l->work + s->off_pack;        /* packed by conv_forward */
+        piece_range(N, t, nt, &u0, &u1);
+        for (size_t n = u0; n < u1; n++) {
+            const float *src = x + n * CHW;
+            if (s->padded) {
+                zero_pad(src, s->c, s->h, s->w, s->ph, s->pw, xp);
+                src = xp;
+            }
+            tiled_pass(src, s->c, s->kh, s->kw, wp, F, s->oh, s->ow, b, 0, y + n * F * P);
+        }
+        return;
+    }
     if (s->plan == CONV_DIRECT) {
         memset(xp + s->c * s->hp * s->wp, 0, CONV_SLACK * sizeof *xp);
         piece_range(N, t, nt, &u0, &u1);
@@ -782,6 +997,10 @@ static void conv_forward(cnn_layer *l)
 {
     const conv_settings *s = l->settings;
     size_t units = l->batch;
+#ifdef CONV_VECTORS
+    if (s->plan == CONV_TILED)
+        pack_filters(l->params[0].data, s->filters, s->k, l->work + s->off_pack);
+#endif
     if (s->plan == CONV_IMAGE)
         units *= forward_chunks(l);
     if (s->plan == CONV_GROUPED)
@@ -871,6 +1090,42 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         return;
     }
 
+#ifdef CONV_VECTORS
+    if (s->plan == CONV_TILED) {
+        /* Chunks of s->group images: the weight gradient sums over a
+         * chunk's padded images at once (fewer sums across lanes); the
+         * input gradient goes image by image. */
+        const size_t xs = align_up(planes);
+        piece_range(N, t, nt, &n0, &n1);
+        for (size_t c0 = n0; c0 < n1; c0 += s->group) {
+            const size_t cn = n1 - c0 < s->group ? n1 - c0 : s->group;
+            for (size_t n = c0; db && n < c0 + cn; n++)
+                for (size_t f = 0; f < F; f++)
+                    db[f] += (float)row_sum(dy + (n * F + f) * P, P);
+            if (want_dw) {
+                const float *src = x + c0 * CHW;
+                size_t stride = CHW;
+                if (s->padded) {
+                    for (size_t i = 0; i < cn; i++)
+                        zero_pad(x + (c0 + i) * CHW, s->c, s->h, s->w, s->ph, s->pw,
+                                 xp + i * xs);
+                    src = xp;
+                    stride = xs;
+                }
+                tiled_dw(src, stride, cn, s->c, s->kh, s->kw, dy + c0 * F * P, F, s->oh,
+                         s->ow, dw);
+            }
+            for (size_t n = c0; dx && n < c0 + cn; n++) {
+                /* the turned filters: packed by conv_backward */
+                zero_pad(dy + n * F * P, F, s->oh, s->ow, s->kh - 1 - s->ph,
+                         s->kw - 1 - s->pw, dxp);
+                tiled_pass(dxp, F, s->kh, s->kw, l->work + s->off_pack, s->c, s->h, s->w,
+                           NULL, 1, dx + n * CHW);
+            }
+        }
+        return;
+    }
+#endif
     if (s->plan == CONV_DIRECT)
         memset(xp + planes, 0, CONV_SLACK * sizeof *xp);
     piece_range(N, t, nt, &n0, &n1);
@@ -938,6 +1193,10 @@ static void conv_backward(cnn_layer *l)
 {
     const conv_settings *s = l->settings;
     const size_t F = s->filters, KG = s->kg;
+#ifdef CONV_VECTORS
+    if (s->plan == CONV_TILED && l->dx[0])
+        pack_turned(l->params[0].data, F, s->c, s->kh, s->kw, l->work + s->off_pack);
+#endif
     size_t units = s->plan == CONV_GROUPED ? group_count(s, l->batch) : l->batch;
     size_t nt = conv_pieces(l, units);
     conv_run(backward_piece, l, nt);
