@@ -63,8 +63,14 @@ static int run(int argc, char **argv)
     if (!config) return cli_usage_error(argv[0], "missing CONFIG");
     cli_set_threads(threads);
     cli_model m;
-    int rc = cli_model_from_config(config, sets, nsets, (size_t)batch, &m);
+    /* --inference: a network that only infers, as cnn eval builds it */
+    int rc = inference ? cli_model_plan(config, sets, nsets, (size_t)batch, &m)
+                       : cli_model_from_config(config, sets, nsets, (size_t)batch, &m);
     if (rc) return rc;
+    if (inference && (rc = cli_model_allocate_inference(&m))) {
+        cli_model_free(&m);
+        return rc;
+    }
     cnn_net *net = m.net;
     size_t n = net->max_batch, per = cnn_shape_size(net->input), L = net->nlayers;
     cnn_error e = {0};

@@ -143,7 +143,7 @@ static int run(int argc, char **argv)
     cli_set_threads(threads);
 
     cli_model m;
-    int rc = cli_model_from_checkpoint(ckpt, (size_t)batch, &m, NULL);
+    int rc = cli_model_for_inference(ckpt, (size_t)batch, &m);
     if (rc) return rc;
     cnn_data_source src = m.cfg.data.val;
     char buf1[4096], buf2[4096];

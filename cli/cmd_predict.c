@@ -73,7 +73,7 @@ static int run(int argc, char **argv)
     }
     cli_set_threads(threads);
     cli_model m;
-    int rc = cli_model_from_checkpoint(ckpt, 1, &m, NULL);
+    int rc = cli_model_for_inference(ckpt, 1, &m);
     if (rc) {
         free(images);
         return rc;

@@ -16,12 +16,14 @@
 #include "../core/parallel.h"
 #include "../data/source.h"
 
+/* allocate: 0 plan only, 1 a network to train, 2 one for inference only */
 static int finish_model(cli_model *m, size_t batch, int allocate)
 {
     cnn_error e = {0};
     if (!batch) batch = m->cfg.train.batch;
-    m->net = allocate ? cnn_net_create(&m->cfg.model, batch, &e)
-                      : cnn_net_plan(&m->cfg.model, batch, &e);
+    m->net = allocate == 2 ? cnn_net_create_inference(&m->cfg.model, batch, &e)
+             : allocate ? cnn_net_create(&m->cfg.model, batch, &e)
+             : cnn_net_plan(&m->cfg.model, batch, &e);
     if (!m->net) {
         cnn_error_file(&e, m->cfg.path);
         return cli_report(&e);
@@ -62,10 +64,11 @@ int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
     return model_from_config(path, sets, nsets, batch, 0, m);
 }
 
-int cli_model_allocate(cli_model *m)
+static int reallocate(cli_model *m, int inference)
 {
     cnn_error e = {0};
-    cnn_net *net = cnn_net_create(&m->cfg.model, m->net->max_batch, &e);
+    cnn_net *net = inference ? cnn_net_create_inference(&m->cfg.model, m->net->max_batch, &e)
+                             : cnn_net_create(&m->cfg.model, m->net->max_batch, &e);
     if (!net) {
         cnn_error_file(&e, m->cfg.path);
         return cli_report(&e);
@@ -73,6 +76,16 @@ int cli_model_allocate(cli_model *m)
     cnn_net_free(m->net);
     m->net = net;
     return 0;
+}
+
+int cli_model_allocate(cli_model *m)
+{
+    return reallocate(m, 0);
+}
+
+int cli_model_allocate_inference(cli_model *m)
+{
+    return reallocate(m, 1);
 }
 
 int cli_is_checkpoint(const char *path)
@@ -137,8 +150,8 @@ int cli_model_load_state(cli_model *m, const cnn_checkpoint *ck, const char *pat
     return 0;
 }
 
-int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
-                              cnn_checkpoint *out_ck)
+static int model_from_checkpoint(const char *path, size_t batch, int allocate,
+                                 cli_model *m, cnn_checkpoint *out_ck)
 {
     cnn_error e = {0};
     cnn_checkpoint ck = {0};
@@ -153,7 +166,7 @@ int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
         rc = cli_report(&e);
         goto fail;
     }
-    if ((rc = finish_model(m, batch, 1))) goto fail;
+    if ((rc = finish_model(m, batch, allocate))) goto fail;
     if ((rc = cli_model_load_state(m, &ck, path))) goto fail;
     if (out_ck) *out_ck = ck;
     else cnn_checkpoint_free(&ck);
@@ -162,6 +175,17 @@ fail:
     cnn_checkpoint_free(&ck);
     cli_model_free(m);
     return rc;
+}
+
+int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
+                              cnn_checkpoint *out_ck)
+{
+    return model_from_checkpoint(path, batch, 1, m, out_ck);
+}
+
+int cli_model_for_inference(const char *path, size_t batch, cli_model *m)
+{
+    return model_from_checkpoint(path, batch, 2, m, NULL);
 }
 
 void cli_model_free(cli_model *m)

@@ -47,11 +47,18 @@ int cli_model_plan(const char *path, const char *const *sets, size_t nsets,
  * error and returns an exit code. */
 int cli_model_allocate(cli_model *m);
 
+/* The same for a network that only infers (cnn_net_create_inference). */
+int cli_model_allocate_inference(cli_model *m);
+
 /* Load a checkpoint: parse its embedded config, build the network and load
  * every parameter and buffer. If ck is not NULL, the checkpoint stays open
  * in it (for optimizer state and metadata). Returns an exit code. */
 int cli_model_from_checkpoint(const char *path, size_t batch, cli_model *m,
                               cnn_checkpoint *ck);
+
+/* cli_model_from_checkpoint for evaluation only: the network is built by
+ * cnn_net_create_inference (no gradients, outputs sharing buffers). */
+int cli_model_for_inference(const char *path, size_t batch, cli_model *m);
 
 /* Copy a read checkpoint's parameters and buffers into m's network (every
  * tensor must be there with the right size), and its normalisation, RNG

@@ -368,13 +368,68 @@ static cnn_status project_inputs(cnn_net *net, size_t *t, const char *name,
     return CNN_OK;
 }
 
+/* The inference plan: layer t's output takes a slot that it holds from its
+ * own forward until its last reader's; the slots are reused, best fit
+ * first (a slot too small for every free one grows the largest). The
+ * output layer keeps its slot. Fills slot[t] and the slots' offsets into
+ * the activations arena (off[slot], floats); returns the arena's size, or
+ * SIZE_MAX when a size overflows. */
+static size_t plan_slots(const cnn_net *net, size_t max_batch, size_t *slot, size_t *off)
+{
+    const size_t n = net->nlayers;
+    size_t *last = off;                 /* off doubles as last[] until the end */
+    size_t *size = calloc(n, sizeof *size);
+    char *busy = calloc(n, 1);
+    size_t nslots = 0, total = 0;
+    if (!size || !busy) {
+        free(size);
+        free(busy);
+        return SIZE_MAX;
+    }
+    for (size_t t = 0; t < n; t++) last[t] = t + 1 == n ? n : t;
+    for (size_t t = 0; t < n; t++)
+        for (size_t k = 0; k < net->layers[t].ninputs; k++) {
+            size_t id = net->layers[t].input_ids[k];
+            if (id && last[id - 1] < t) last[id - 1] = t;
+        }
+    for (size_t t = 0; t < n; t++) {
+        size_t need = 0, pick = SIZE_MAX;
+        if (plan_add(&need, 1, max_batch, cnn_shape_size(net->layers[t].out))) {
+            total = SIZE_MAX;
+            break;
+        }
+        need = round_up(need);
+        for (size_t j = 0; j < nslots; j++) {   /* the smallest free slot that fits */
+            if (busy[j] || size[j] < need) continue;
+            if (pick == SIZE_MAX || size[j] < size[pick]) pick = j;
+        }
+        for (size_t j = 0; pick == SIZE_MAX && j < nslots; j++)   /* or the largest */
+            if (!busy[j] && (pick == SIZE_MAX || size[j] > size[pick])) pick = j;
+        if (pick == SIZE_MAX) pick = nslots++;
+        if (size[pick] < need) size[pick] = need;
+        busy[pick] = 1;
+        slot[t] = pick;
+        /* free what is read for the last time here (and an unread output) */
+        for (size_t u = 0; u <= t; u++)
+            if (last[u] == t) busy[slot[u]] = 0;
+    }
+    for (size_t j = 0; j < nslots && total != SIZE_MAX; j++) {
+        off[j] = total;
+        if (size[j] > SIZE_MAX - total) total = SIZE_MAX;
+        else total += size[j];
+    }
+    free(size);
+    free(busy);
+    return total;
+}
+
 static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate,
-                      cnn_error *e)
+                      int inference, cnn_error *e)
 {
     size_t n = spec->nlayers;
     char (*names)[CNN_NAME_MAX] = NULL;
     size_t (*ids)[CNN_MAX_INPUTS] = NULL;
-    size_t *nin = NULL, *order = NULL, *pos = NULL;
+    size_t *nin = NULL, *order = NULL, *pos = NULL, *slot = NULL, *slot_off = NULL;
     cnn_net *net = NULL;
 
     if (!n) {
@@ -449,6 +504,18 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
             goto fail;
         }
     }
+    if (inference) {
+        /* outputs only, sharing slots; no gradients, no saved state */
+        net->inference = 1;
+        slot = malloc(n * sizeof *slot);
+        slot_off = malloc(n * sizeof *slot_off);
+        if (!slot || !slot_off) {
+            cnn_error_set(e, CNN_ERR_NOMEM, "out of memory planning the network");
+            goto fail;
+        }
+        nact = plan_slots(net, max_batch, slot, slot_off);
+        if (nact == SIZE_MAX) nact = PLAN_MAX_FLOATS + 1;
+    }
     if (plan_add(&nin_floats, 1, max_batch, cnn_shape_size(spec->input))
         || plan_total(nparam, nbuf, nact, nwork, nin_floats) > PLAN_MAX_FLOATS) {
         cnn_error_set(e, CNN_ERR_CONFIG, "the network's memory plan overflows at "
@@ -483,12 +550,12 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
     }
     /* one at a time, so that the message names the arena that failed */
     if (!(net->params = arena_alloc(nparam, "parameters", e))
-        || !(net->grads = arena_alloc(nparam, "gradients", e))
+        || !(net->grads = arena_alloc(inference ? 0 : nparam, "gradients", e))
         || !(net->buffers = arena_alloc(nbuf, "buffers", e))
         || !(net->acts = arena_alloc(nact, "activations", e))
         || !(net->work = arena_alloc(nwork, "scratch", e))
         || !(net->x = arena_alloc(nin_floats, "input batch", e))
-        || !(net->dx = arena_alloc(nin_floats, "input gradient", e)))
+        || !(net->dx = arena_alloc(inference ? 0 : nin_floats, "input gradient", e)))
         goto fail;
 
     float *pp = net->params, *gp = net->grads, *bp = net->buffers, *ap = net->acts;
@@ -498,9 +565,9 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
             cnn_param *p = &l->params[j];
             if (p->trainable) {
                 p->data = pp;
-                p->grad = gp;
+                p->grad = inference ? NULL : gp;
                 pp += round_up(p->size);
-                gp += round_up(p->size);
+                gp += inference ? 0 : round_up(p->size);
             } else {
                 p->data = bp;
                 p->grad = NULL;
@@ -508,12 +575,17 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
             }
         }
         size_t out = round_up(max_batch * cnn_shape_size(l->out));
-        l->y = ap;
-        ap += out;
-        l->dy = ap;
-        ap += out;
-        l->saved = l->saved_per_sample ? ap : NULL;
-        ap += round_up(max_batch * l->saved_per_sample);
+        if (inference) {
+            l->y = net->acts + slot_off[slot[t]];
+            l->dy = l->saved = NULL;
+        } else {
+            l->y = ap;
+            ap += out;
+            l->dy = ap;
+            ap += out;
+            l->saved = l->saved_per_sample ? ap : NULL;
+            ap += round_up(max_batch * l->saved_per_sample);
+        }
         l->work = net->work;
         l->rng = &net->rng;
         for (size_t k = 0; k < l->ninputs; k++) {
@@ -523,6 +595,8 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
         }
     }
 done:
+    free(slot);
+    free(slot_off);
     free(names);
     free(ids);
     free(nin);
@@ -531,6 +605,8 @@ done:
     return net;
 
 fail:
+    free(slot);
+    free(slot_off);
     free(names);
     free(ids);
     free(nin);
@@ -542,12 +618,18 @@ fail:
 
 cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
 {
-    return build(spec, max_batch, 1, e);
+    return build(spec, max_batch, 1, 0, e);
+}
+
+cnn_net *cnn_net_create_inference(const cnn_model_spec *spec, size_t max_batch,
+                                  cnn_error *e)
+{
+    return build(spec, max_batch, 1, 1, e);
 }
 
 cnn_net *cnn_net_plan(const cnn_model_spec *spec, size_t max_batch, cnn_error *e)
 {
-    return build(spec, max_batch, 0, e);
+    return build(spec, max_batch, 0, 0, e);
 }
 
 void cnn_net_free(cnn_net *net)
@@ -599,6 +681,7 @@ void cnn_net_init(cnn_net *net, uint64_t *rng)
 void cnn_net_forward(cnn_net *net, size_t n, int training)
 {
     if (n > net->max_batch) n = net->max_batch;
+    if (net->inference) training = 0;
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
         l->batch = n;
@@ -624,6 +707,7 @@ double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct)
 void cnn_net_backward_from(cnn_net *net, size_t target)
 {
     size_t n = net->layers[target].batch;
+    if (net->inference) return;   /* no gradients to fill */
     memset(net->grads, 0, net->nparam_floats * sizeof(float));
     if (net->want_input_grad)
         memset(net->dx, 0, n * cnn_shape_size(net->input) * sizeof(float));
@@ -717,11 +801,11 @@ void cnn_net_memory(const cnn_net *net, cnn_net_mem *m)
 {
     const size_t f = sizeof(float);
     m->params = round_up(net->nparam_floats) * f;
-    m->grads = m->params;
+    m->grads = net->inference ? 0 : m->params;
     m->buffers = round_up(net->nbuffer_floats) * f;
     m->acts = net->nact_floats * f;
     m->work = round_up(net->work_floats) * f;
-    m->input = 2 * round_up(net->max_batch * cnn_shape_size(net->input)) * f;
+    m->input = (net->inference ? 1 : 2) * round_up(net->max_batch * cnn_shape_size(net->input)) * f;
     m->total = m->params + m->grads + m->buffers + m->acts + m->work + m->input;
 }
 

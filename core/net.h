@@ -53,6 +53,7 @@ typedef struct cnn_net {
     size_t work_floats;
 
     float label_smoothing;
+    int inference;               /* built by cnn_net_create_inference */
     uint64_t rng;                /* training randomness (dropout); checkpointed */
     double *layer_seconds;       /* [2 * nlayers] or NULL: when set, forward and
                                     backward add each layer's wall time into
@@ -62,6 +63,15 @@ typedef struct cnn_net {
 /* Build and plan a network for batches of up to max_batch samples. On
  * error returns NULL; e names the layer and, where known, its line:column. */
 cnn_net *cnn_net_create(const cnn_model_spec *spec, size_t max_batch, cnn_error *e);
+
+/* A network for evaluation only: no gradients, no input gradient, no
+ * state saved for backward, and the outputs share buffers: a layer's
+ * output lives from its forward until the last layer that reads it has
+ * run, so after cnn_net_forward only the output layer's (and the input's)
+ * values are sure to be there. Forward always runs in evaluation mode;
+ * backward does nothing. */
+cnn_net *cnn_net_create_inference(const cnn_model_spec *spec, size_t max_batch,
+                                  cnn_error *e);
 
 /* The same without allocating the arenas: names, shapes, parameter
  * declarations and the memory plan's sizes only (for `cnn check` and

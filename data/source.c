@@ -761,6 +761,9 @@ static void decode_note_bad(decode_job *job, size_t i, const cnn_error *err, int
     }
     job->bad_at[k] = i;
     char *msg = job->bad_msg[k];
+    /* whole buffers, not just the strings, must not depend on the order
+     * in which threads report: clear what an earlier message left */
+    memset(msg, 0, sizeof job->bad_msg[k]);
     int w = snprintf(msg, sizeof job->bad_msg[k], "%s: %s", job->l->paths[i],
                      err->msg);
     if (w < 0 || (size_t)w >= sizeof job->bad_msg[k])   /* cut short: say so */

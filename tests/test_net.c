@@ -295,6 +295,76 @@ static void test_generated_names(void)
     free(many);
 }
 
+/* An inference net (cnn_net_create_inference) computes what the training
+ * net computes in evaluation mode, bit for bit, through branches, a
+ * max-pool and a layer norm (whose saved state it does not keep) and a
+ * dropout, in far less activation memory; forward with training = 1 still
+ * evaluates, and backward leaves everything alone. */
+static void test_inference_net(void)
+{
+    builder b = {0};
+    add(&b, "c1", "conv", NULL, "filters", "8", "kernel", "3");
+    b.opts[0][2] = (cnn_opt){.key = "pad", .text = "1"};
+    b.specs[0].opts.n = 3;
+    add(&b, "bn1", "batchnorm", NULL, 0, 0, 0, 0);
+    add(&b, "r1", "relu", NULL, 0, 0, 0, 0);
+    add(&b, "c2", "conv", "r1", "filters", "8", "kernel", "3");
+    b.opts[3][2] = (cnn_opt){.key = "pad", .text = "1"};
+    b.specs[3].opts.n = 3;
+    add(&b, "c3", "conv", "r1", "filters", "8", "kernel", "1");
+    add(&b, "sum", "add", NULL, 0, 0, 0, 0);
+    const char *two[2] = {"c2", "c3"};
+    b.specs[5].inputs = two;
+    b.specs[5].ninputs = 2;
+    add(&b, "ln", "layernorm", NULL, 0, 0, 0, 0);
+    add(&b, "mp", "maxpool", NULL, "size", "2", 0, 0);
+    add(&b, "dr", "dropout", NULL, "rate", "0.5", 0, 0);
+    add(&b, "fc", "dense", NULL, "units", "5", 0, 0);
+    cnn_model_spec m = {(cnn_shape){3, 8, 16}, b.specs, b.n, 0};
+    cnn_error e = {0};
+    const size_t N = 6;
+    cnn_net *train = cnn_net_create(&m, N, &e);
+    CHECK_MSG(train != NULL, "cannot build: %s", e.msg);
+    cnn_net *inf = cnn_net_create_inference(&m, N, &e);
+    CHECK_MSG(inf != NULL, "cannot build the inference net: %s", e.msg);
+    if (!train || !inf) {
+        cnn_net_free(train);
+        cnn_net_free(inf);
+        return;
+    }
+    uint64_t rng = cnn_rng_seed(11, 1);
+    cnn_net_init(train, &rng);
+    cnn_layer *bn = cnn_net_layer(train, "bn1");
+    for (size_t j = 0; j < bn->nparams; j++)   /* running statistics away from 0, 1 */
+        for (size_t i = 0; i < bn->params[j].size; i++)
+            bn->params[j].data[i] = 0.5f + 0.25f * (float)((i + j) % 5);
+    for (size_t t = 0; t < train->nlayers; t++)
+        for (size_t j = 0; j < train->layers[t].nparams; j++)
+            memcpy(inf->layers[t].params[j].data, train->layers[t].params[j].data,
+                   train->layers[t].params[j].size * sizeof(float));
+    size_t nin = N * cnn_shape_size(m.input), nout = N * 5;
+    for (size_t i = 0; i < nin; i++) train->x[i] = inf->x[i] = cnn_rng_normal(&rng);
+    cnn_net_forward(train, N, 0);
+    cnn_net_forward(inf, N, 1);    /* evaluates all the same */
+    CHECK_MSG(!memcmp(cnn_net_output(train)->y, cnn_net_output(inf)->y,
+                      nout * sizeof(float)), "inference output differs from eval");
+    cnn_net_forward(train, 4, 0);  /* a smaller batch */
+    cnn_net_forward(inf, 4, 0);
+    CHECK(!memcmp(cnn_net_output(train)->y, cnn_net_output(inf)->y, 4 * 5 * sizeof(float)));
+    cnn_net_backward(inf);          /* nothing to do, nothing to crash */
+    cnn_net_mem tm, im;
+    cnn_net_memory(train, &tm);
+    cnn_net_memory(inf, &im);
+    CHECK(im.grads == 0 && im.input == tm.input / 2);
+    /* the largest outputs are 8x8x16; at most 3 of them are live at once
+     * (r1 while c2 and c3 run), against 2 (output and gradient) per layer
+     * plus saved state for training */
+    CHECK_MSG(im.acts <= 3 * N * 8 * 8 * 16 * sizeof(float) + 4096 && im.acts * 4 < tm.acts,
+              "inference activations %zu bytes, training %zu", im.acts, tm.acts);
+    cnn_net_free(train);
+    cnn_net_free(inf);
+}
+
 int main(void)
 {
     test_lenet();
@@ -303,5 +373,6 @@ int main(void)
     test_projection();
     test_plan_overflow();
     test_generated_names();
+    test_inference_net();
     return test_done();
 }

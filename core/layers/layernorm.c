@@ -76,7 +76,8 @@ static void ln_forward(cnn_layer *l)
     for (size_t n = 0; n < N; n++) {
         const float *x = l->x[0] + n * S;            /* [C][P] */
         float *y = l->y + n * S;                     /* [C][P] */
-        float *saved = l->saved + n * 2;             /* [2]: mean, inv */
+        float *saved = l->saved ? l->saved + n * 2 : NULL;   /* [2]: mean, inv;
+                                                        none when inferring */
         const double shift = x[0];
         double s1 = 0, s2 = 0;
         for (size_t c = 0; c < C; c++)
@@ -87,8 +88,10 @@ static void ln_forward(cnn_layer *l)
             var = 0;
         const float mean = (float)(shift + d);
         const float inv = (float)(1.0 / sqrt(var + s->eps));
-        saved[0] = mean;
-        saved[1] = inv;
+        if (saved) {
+            saved[0] = mean;
+            saved[1] = inv;
+        }
         for (size_t c = 0; c < C; c++) {
             const float a = gamma[c] * inv, b = beta[c];
             const float *xc = x + c * P;             /* [P] */

@@ -62,7 +62,7 @@ static void max2x2(const float *restrict xp, float *restrict yp, float *restrict
 {
     for (size_t oy = 0; oy < oh; oy++) {
         const float *r0 = xp + 2 * oy * w, *r1 = r0 + w;
-        float *yr = yp + oy * ow, *ar = ap + oy * ow;
+        float *yr = yp + oy * ow, *ar = ap ? ap + oy * ow : NULL;
         for (size_t ox = 0; ox < ow; ox++) {
             const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
             const uint32_t off[4] = {0, 1, (uint32_t)w, (uint32_t)w + 1};
@@ -78,7 +78,7 @@ static void max2x2(const float *restrict xp, float *restrict yp, float *restrict
                 at = (off[k] & mask) | (at & ~mask);
             }
             yr[ox] = m;
-            ar[ox] = (float)(2 * oy * w + 2 * ox + at);
+            if (ap) ar[ox] = (float)(2 * oy * w + 2 * ox + at);
         }
     }
 }
@@ -93,11 +93,12 @@ static void maxpool_forward(cnn_layer *l)
     const int two_by_two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && !ph && !pw;
     const float *x = l->x[0];   /* [batch][c][h][w] */
     float *y = l->y;            /* [batch][c][oh][ow] */
-    float *arg = l->saved;      /* [batch][c][oh][ow]: iy*w + ix of the max */
+    float *arg = l->saved;      /* [batch][c][oh][ow]: iy*w + ix of the max;
+                                   NULL in an inference net */
     #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * hw;
-        float *yp = y + p * ohw, *ap = arg + p * ohw;
+        float *yp = y + p * ohw, *ap = arg ? arg + p * ohw : NULL;
         if (two_by_two) {   /* the common case */
             max2x2(xp, yp, ap, oh, ow, (size_t)W);
             continue;
@@ -116,7 +117,7 @@ static void maxpool_forward(cnn_layer *l)
                     for (long ix = x0; ix < x1; ix++)
                         consider(xp[iy * W + ix], iy * W + ix, &best, &at);
                 yp[oy * ow + ox] = xp[at];
-                ap[oy * ow + ox] = (float)at;
+                if (ap) ap[oy * ow + ox] = (float)at;
             }
         }
     }
