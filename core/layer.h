@@ -119,6 +119,16 @@ struct cnn_layer {
     float *dy;                       /* [batch][out] */
     float *saved;                    /* [max_batch][saved_per_sample] */
     float *work;                     /* [work_size], shared between layers */
+
+    /* Fusion, in inference nets only (cnn_net_create_inference): */
+    const cnn_layer *fold_bn;        /* conv: the batch norm that alone reads
+                                        its output, applied by the conv (its
+                                        scale and shift folded into the
+                                        weights and bias) */
+    int fold_relu;                   /* conv: apply the ReLU that reads its
+                                        output (or its fold_bn's) too */
+    int folded;                      /* the conv before did this layer's work:
+                                        forward is skipped, y is the conv's */
 };
 
 /* Declare parameter j of layer l (used by infer). dims has ndim entries. */

@@ -368,13 +368,43 @@ static cnn_status project_inputs(cnn_net *net, size_t *t, const char *name,
     return CNN_OK;
 }
 
+/* Inference nets fold a batch norm that alone reads a conv's output into
+ * the conv, and a ReLU that alone reads either of them: the conv applies
+ * them, their forward is skipped and they share its output. root[t] gets
+ * the layer whose output t's y is (t itself when not folded). */
+static void fold_layers(cnn_net *net, size_t *root)
+{
+    const size_t n = net->nlayers;
+    size_t *readers = calloc(n, sizeof *readers);
+    for (size_t t = 0; t < n; t++) root[t] = t;
+    if (!readers) return;   /* no folding: the plain plan */
+    for (size_t t = 0; t < n; t++)
+        for (size_t k = 0; k < net->layers[t].ninputs; k++)
+            if (net->layers[t].input_ids[k]) readers[net->layers[t].input_ids[k] - 1]++;
+    for (size_t t = 0; t < n; t++) {
+        cnn_layer *l = &net->layers[t];
+        int bn = !strcmp(l->kind->name, "batchnorm"), relu = !strcmp(l->kind->name, "relu");
+        if ((!bn && !relu) || l->ninputs != 1 || !l->input_ids[0]) continue;
+        size_t u = l->input_ids[0] - 1, c = root[u];
+        cnn_layer *conv = &net->layers[c];
+        if (readers[u] != 1 || strcmp(conv->kind->name, "conv") || conv->fold_relu) continue;
+        if (bn && (u != c || conv->fold_bn)) continue;
+        if (bn) conv->fold_bn = l;
+        else conv->fold_relu = 1;
+        l->folded = 1;
+        root[t] = c;
+    }
+    free(readers);
+}
+
 /* The inference plan: layer t's output takes a slot that it holds from its
  * own forward until its last reader's; the slots are reused, best fit
  * first (a slot too small for every free one grows the largest). The
  * output layer keeps its slot. Fills slot[t] and the slots' offsets into
  * the activations arena (off[slot], floats); returns the arena's size, or
  * SIZE_MAX when a size overflows. */
-static size_t plan_slots(const cnn_net *net, size_t max_batch, size_t *slot, size_t *off)
+static size_t plan_slots(const cnn_net *net, size_t max_batch, const size_t *root,
+                         size_t *slot, size_t *off)
 {
     const size_t n = net->nlayers;
     size_t *last = off;                 /* off doubles as last[] until the end */
@@ -386,14 +416,20 @@ static size_t plan_slots(const cnn_net *net, size_t max_batch, size_t *slot, siz
         free(busy);
         return SIZE_MAX;
     }
-    for (size_t t = 0; t < n; t++) last[t] = t + 1 == n ? n : t;
+    /* a folded layer's output is its root's: readers of either keep it */
+    for (size_t t = 0; t < n; t++) last[t] = t;
+    last[root[n - 1]] = n;
     for (size_t t = 0; t < n; t++)
         for (size_t k = 0; k < net->layers[t].ninputs; k++) {
             size_t id = net->layers[t].input_ids[k];
-            if (id && last[id - 1] < t) last[id - 1] = t;
+            if (id && last[root[id - 1]] < t) last[root[id - 1]] = t;
         }
     for (size_t t = 0; t < n; t++) {
         size_t need = 0, pick = SIZE_MAX;
+        if (root[t] != t) {
+            slot[t] = slot[root[t]];
+            continue;
+        }
         if (plan_add(&need, 1, max_batch, cnn_shape_size(net->layers[t].out))) {
             total = SIZE_MAX;
             break;
@@ -411,7 +447,7 @@ static size_t plan_slots(const cnn_net *net, size_t max_batch, size_t *slot, siz
         slot[t] = pick;
         /* free what is read for the last time here (and an unread output) */
         for (size_t u = 0; u <= t; u++)
-            if (last[u] == t) busy[slot[u]] = 0;
+            if (root[u] == u && last[u] == t) busy[slot[u]] = 0;
     }
     for (size_t j = 0; j < nslots && total != SIZE_MAX; j++) {
         off[j] = total;
@@ -513,7 +549,14 @@ static cnn_net *build(const cnn_model_spec *spec, size_t max_batch, int allocate
             cnn_error_set(e, CNN_ERR_NOMEM, "out of memory planning the network");
             goto fail;
         }
-        nact = plan_slots(net, max_batch, slot, slot_off);
+        size_t *root = malloc(n * sizeof *root);
+        if (!root) {
+            cnn_error_set(e, CNN_ERR_NOMEM, "out of memory planning the network");
+            goto fail;
+        }
+        fold_layers(net, root);
+        nact = plan_slots(net, max_batch, root, slot, slot_off);
+        free(root);
         if (nact == SIZE_MAX) nact = PLAN_MAX_FLOATS + 1;
     }
     if (plan_add(&nin_floats, 1, max_batch, cnn_shape_size(spec->input))
@@ -686,6 +729,7 @@ void cnn_net_forward(cnn_net *net, size_t n, int training)
         cnn_layer *l = &net->layers[t];
         l->batch = n;
         l->training = training;
+        if (l->folded) continue;   /* done by the conv before it */
         double start = net->layer_seconds ? omp_get_wtime() : 0;
         l->kind->forward(l);
         if (net->layer_seconds) net->layer_seconds[2 * t] += omp_get_wtime() - start;

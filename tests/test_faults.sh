@@ -80,6 +80,13 @@ tmp_files() { find "$1" -name '*.tmp.*' | wc -l; }
 # be running when killed (a resume from a killed run works).
 run=$tmp/kill
 mkdir -p "$run"
+# A first last.cnn from a run of one whole epoch: on a loaded machine no
+# round might live long enough to finish a first write, and the rounds
+# must kill runs that have a checkpoint to lose.
+"$CNN" train "$tmp/wide.yaml" --out "$run" --threads 1 --set train.epochs=1 \
+    >/dev/null 2>"$tmp/kill.err" && readable "$run/last.cnn" \
+    && ok "kill -9: a first checkpoint to kill over" \
+    || bad "kill -9: the first epoch failed: $(tail -2 "$tmp/kill.err")"
 rounds=30 unreadable=0 early_exit=0 existed=0 mid_write=0
 for i in $(seq 1 $rounds); do
     resume=()

@@ -296,10 +296,12 @@ static void test_generated_names(void)
 }
 
 /* An inference net (cnn_net_create_inference) computes what the training
- * net computes in evaluation mode, bit for bit, through branches, a
- * max-pool and a layer norm (whose saved state it does not keep) and a
- * dropout, in far less activation memory; forward with training = 1 still
- * evaluates, and backward leaves everything alone. */
+ * net computes in evaluation mode, through branches, a max-pool and a layer
+ * norm (whose saved state it does not keep) and a dropout, in far less
+ * activation memory; its first conv applies the batch norm and ReLU after
+ * it (folded: the same up to rounding), the second conv, read by two
+ * layers, folds nothing; forward with training = 1 still evaluates, and
+ * backward leaves everything alone. */
 static void test_inference_net(void)
 {
     builder b = {0};
@@ -344,13 +346,18 @@ static void test_inference_net(void)
                    train->layers[t].params[j].size * sizeof(float));
     size_t nin = N * cnn_shape_size(m.input), nout = N * 5;
     for (size_t i = 0; i < nin; i++) train->x[i] = inf->x[i] = cnn_rng_normal(&rng);
+    CHECK(cnn_net_layer(inf, "c1")->fold_bn == cnn_net_layer(inf, "bn1"));
+    CHECK(cnn_net_layer(inf, "c1")->fold_relu && cnn_net_layer(inf, "r1")->folded);
+    CHECK(cnn_net_layer(inf, "bn1")->folded && !cnn_net_layer(inf, "c2")->folded);
+    CHECK(!cnn_net_layer(train, "bn1")->folded && !cnn_net_layer(train, "c1")->fold_bn);
     cnn_net_forward(train, N, 0);
     cnn_net_forward(inf, N, 1);    /* evaluates all the same */
-    CHECK_MSG(!memcmp(cnn_net_output(train)->y, cnn_net_output(inf)->y,
-                      nout * sizeof(float)), "inference output differs from eval");
+    check_floats("inference net against eval", cnn_net_output(inf)->y,
+                 cnn_net_output(train)->y, nout, 1e-5);
     cnn_net_forward(train, 4, 0);  /* a smaller batch */
     cnn_net_forward(inf, 4, 0);
-    CHECK(!memcmp(cnn_net_output(train)->y, cnn_net_output(inf)->y, 4 * 5 * sizeof(float)));
+    check_floats("inference net, batch 4", cnn_net_output(inf)->y,
+                 cnn_net_output(train)->y, 4 * 5, 1e-5);
     cnn_net_backward(inf);          /* nothing to do, nothing to crash */
     cnn_net_mem tm, im;
     cnn_net_memory(train, &tm);

@@ -113,6 +113,19 @@ static void bn_forward(cnn_layer *l)
     }
 }
 
+void cnn_batchnorm_affine(const cnn_layer *l, float *scale, float *shift)
+{
+    const bn_settings *s = l->settings;
+    const float *gamma = l->params[BN_GAMMA].data, *beta = l->params[BN_BETA].data;
+    const float *rmean = l->params[BN_MEAN].data, *rvar = l->params[BN_VAR].data;
+    for (size_t c = 0; c < l->out.c; c++) {
+        /* as bn_forward's evaluation branch computes it */
+        const float inv = 1.0f / sqrtf(rvar[c] + s->eps);
+        scale[c] = gamma[c] * inv;
+        shift[c] = beta[c] - rmean[c] * scale[c];
+    }
+}
+
 /* In training, x-hat depends on x through the batch statistics too:
  *   dx = gamma*inv * (dy - mean(dy) - xhat * mean(dy * xhat)).
  * After an eval forward the statistics are constants: dx = gamma*inv*dy. */

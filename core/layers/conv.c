@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "layer.h"
+#include "norm.h"
 #include "parallel.h"
 
 enum { CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE, CONV_GROUPED };
@@ -115,6 +116,13 @@ static inline conv_vec vfma(conv_vec a, conv_vec b, conv_vec c)
 #endif
 }
 
+/* ReLU lane by lane as the relu layer computes it, x < 0 ? 0 : x: maxps
+ * returns its second operand when either is a NaN, so a NaN passes. */
+static inline conv_vec vmax0(conv_vec v)
+{
+    return _mm256_max_ps(_mm256_setzero_ps(), v);
+}
+
 /* Keep v in a register: without this GCC folds a vector load into every
  * FMA that uses it, loading it again for each. */
 static inline void in_register(conv_vec *v)
@@ -154,6 +162,9 @@ typedef struct conv_settings {
     size_t scratch;
     size_t off_col, off_tmp, off_xp, off_dxp, off_dw, off_db;
     size_t off_pack; /* TILED: packed weights, one copy after the pieces' scratch */
+    size_t off_fold; /* the weights and bias with a batch norm folded in */
+    const float *w_run, *b_run;   /* what forward uses: the parameters, or the
+                                     folded copies */
 } conv_settings;
 
 static const char *context(const cnn_layer *l, const cnn_opts *o)
@@ -369,8 +380,11 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
         /* forward's filters in blocks of TILE_F, or the input gradient's */
         size_t fw = (s->filters + TILE_F - 1) / TILE_F * TILE_F * s->k;
         size_t bw = (s->c + TILE_F - 1) / TILE_F * TILE_F * s->filters * s->kh * s->kw;
-        l->work_size += fw > bw ? fw : bw;
+        l->work_size += align_up(fw > bw ? fw : bw);
     }
+    /* an inference net may fold a batch norm in: weights, bias, scale */
+    s->off_fold = l->work_size;
+    l->work_size += align_up(s->filters * s->kg) + 2 * align_up(s->filters);
 
     l->out = (cnn_shape){s->filters, s->oh, s->ow};
     size_t wdims[4] = {s->filters, in.c / s->groups, s->kh, s->kw};
@@ -720,7 +734,11 @@ static void zero_pad(const float *x, size_t n, size_t h, size_t w, size_t ph, si
     }
 }
 
-/* y [F][OH][OW] = b + (or, with add, y +) the stride-1 correlation of the
+/* How tiled_pass stores: into y (plain), adding to it, or through a ReLU. */
+#define TILED_ADD 1
+#define TILED_RELU 2
+
+/* y [F][OH][OW] = b + (or, with TILED_ADD, y +) the stride-1 correlation of the
  * planes src [cin][OH+kh-1][OW+kw-1] with the packed filters wp, for one
  * image, OW a multiple of 8. A register tile is TILE_F filters x TILE_V
  * vectors of 8 outputs (anywhere in the image, row by row: a vector never
@@ -730,8 +748,9 @@ static void zero_pad(const float *x, size_t n, size_t h, size_t w, size_t ph, si
  * vectors run out (it stores the same values twice). */
 static void tiled_pass(const float *src, size_t cin, size_t kh, size_t kw,
                        const float *wp, size_t F, size_t OH, size_t OW, const float *b,
-                       int add, float *y)
+                       int mode, float *y)
 {
+    const int add = mode & TILED_ADD, relu = mode & TILED_RELU;
     const size_t ws = OW + kw - 1, hs = OH + kh - 1, K = cin * kh * kw;
     const size_t vpr = OW / 8, nvec = OH * vpr, plane = OH * OW;
     for (size_t f0 = 0; f0 < F; f0 += TILE_F) {
@@ -771,6 +790,10 @@ static void tiled_pass(const float *src, size_t cin, size_t kh, size_t kw,
                         }
                     }
                 }
+            if (relu)
+                for (size_t u = 0; u < nf; u++)
+                    for (size_t v = 0; v < TILE_V; v++)
+                        acc[u][v] = vmax0(acc[u][v]);
             for (size_t u = 0; u < nf; u++)
                 for (size_t v = 0; v < TILE_V; v++)
                     vstore(yb + u * plane + at[v], acc[u][v]);
@@ -806,23 +829,26 @@ static void tiled_dw(const float *src, size_t sstride, size_t nimg, size_t cin,
                 const float *d0 = dn + fo[0], *d1 = dn + fo[1], *d2 = dn + fo[2];
                 const float *x0 = xn + to[0], *x1 = xn + to[1], *x2 = xn + to[2],
                             *x3 = xn + to[3];
-                for (size_t oy = 0; oy < OH; oy++)
-                    for (size_t ox = 0; ox < OW; ox += 8) {
-                        size_t at = oy * OW + ox, ax = oy * ws + ox;
-                        conv_vec a = vload(d0 + at), b = vload(d1 + at),
-                                 c = vload(d2 + at);
-                        const float *xr[TILE_DT] = {x0 + ax, x1 + ax, x2 + ax, x3 + ax};
-                        in_register(&a);
-                        in_register(&b);
-                        in_register(&c);
-                        for (size_t v = 0; v < TILE_DT; v++) {
-                            conv_vec xv = vload(xr[v]);
-                            in_register(&xv);
-                            acc[0][v] = vfma(a, xv, acc[0][v]);
-                            acc[1][v] = vfma(b, xv, acc[1][v]);
-                            acc[2][v] = vfma(c, xv, acc[2][v]);
-                        }
+                /* the output vectors in order: dy's are contiguous, the
+                 * input's skip the padding at each row's end */
+                for (size_t at = 0, ax = 0, vx = 8; at < plane; at += 8, ax += 8, vx += 8) {
+                    if (vx > OW) {
+                        vx = 8;
+                        ax += ws - OW;
                     }
+                    conv_vec a = vload(d0 + at), b = vload(d1 + at), c = vload(d2 + at);
+                    const float *xr[TILE_DT] = {x0 + ax, x1 + ax, x2 + ax, x3 + ax};
+                    in_register(&a);
+                    in_register(&b);
+                    in_register(&c);
+                    for (size_t v = 0; v < TILE_DT; v++) {
+                        conv_vec xv = vload(xr[v]);
+                        in_register(&xv);
+                        acc[0][v] = vfma(a, xv, acc[0][v]);
+                        acc[1][v] = vfma(b, xv, acc[1][v]);
+                        acc[2][v] = vfma(c, xv, acc[2][v]);
+                    }
+                }
             }
             for (size_t u = 0; u < TILE_DF && f0 + u < F; u++)
                 for (size_t v = 0; v < TILE_DT && t0 + v < K; v++)
@@ -900,8 +926,8 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
     const conv_settings *s = l->settings;
     const size_t N = l->batch, F = s->filters, K = s->k, P = s->p;
     const size_t CHW = s->c * s->h * s->w;
-    const float *w = l->params[0].data;                 /* [F][Kg] */
-    const float *b = s->bias ? l->params[1].data : NULL; /* [F] */
+    const float *w = s->w_run;                          /* [F][Kg] */
+    const float *b = s->b_run;                          /* [F] or NULL */
     const float *x = l->x[0];                           /* [N][C][H][W] */
     float *y = l->y;                                    /* [N][F][OH][OW] */
     float *scratch = l->work + t * s->scratch;
@@ -946,7 +972,8 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
                 zero_pad(src, s->c, s->h, s->w, s->ph, s->pw, xp);
                 src = xp;
             }
-            tiled_pass(src, s->c, s->kh, s->kw, wp, F, s->oh, s->ow, b, 0, y + n * F * P);
+            tiled_pass(src, s->c, s->kh, s->kw, wp, F, s->oh, s->ow, b,
+                       l->fold_relu ? TILED_RELU : 0, y + n * F * P);
         }
         return;
     }
@@ -993,19 +1020,46 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
     }
 }
 
+/* y = max(y, 0) over a pass's outputs. */
+static void relu_outputs(cnn_layer *l)
+{
+    const size_t n = l->batch * cnn_shape_size(l->out);
+    float *y = l->y;
+    #pragma omp parallel for schedule(static) if (n >= CNN_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        y[i] = y[i] < 0.0f ? 0.0f : y[i];   /* as the relu layer: NaN passes */
+}
+
 static void conv_forward(cnn_layer *l)
 {
-    const conv_settings *s = l->settings;
+    conv_settings *s = l->settings;
     size_t units = l->batch;
+    s->w_run = l->params[0].data;
+    s->b_run = s->bias ? l->params[1].data : NULL;
+    if (l->fold_bn) {
+        /* bn(w * x + b) = (scale w) * x + (scale b + shift), per filter */
+        const size_t F = s->filters, KG = s->kg;
+        float *wf = l->work + s->off_fold, *bf = wf + align_up(F * KG);
+        float *scale = bf + align_up(F);
+        cnn_batchnorm_affine(l->fold_bn, scale, bf);
+        for (size_t f = 0; f < F; f++) {
+            for (size_t k = 0; k < KG; k++) wf[f * KG + k] = s->w_run[f * KG + k] * scale[f];
+            if (s->b_run) bf[f] += s->b_run[f] * scale[f];
+        }
+        s->w_run = wf;
+        s->b_run = bf;
+    }
 #ifdef CONV_VECTORS
     if (s->plan == CONV_TILED)
-        pack_filters(l->params[0].data, s->filters, s->k, l->work + s->off_pack);
+        pack_filters(s->w_run, s->filters, s->k, l->work + s->off_pack);
 #endif
     if (s->plan == CONV_IMAGE)
         units *= forward_chunks(l);
     if (s->plan == CONV_GROUPED)
         units = group_count(s, l->batch);
     conv_run(forward_piece, l, conv_pieces(l, units));
+    if (l->fold_relu && s->plan != CONV_TILED)
+        relu_outputs(l);
 }
 
 /* Add the gradients of piece t of nt: dx directly (pieces own disjoint
@@ -1072,18 +1126,24 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
             }
             if (want_dw) gemm_dw(s, tmp, ld, gcol, ld, ld, dw);
             if (!dx) continue;
-            /* The columns' gradient image by image, straight from dy: the
-             * [K][P] block stays in cache between the GEMM and col2im. */
+            /* The columns' gradient of the whole group in one GEMM from the
+             * gathered dy (an image's alone would be a GEMM only P columns
+             * wide: 4 on a 2x2 map, where OpenBLAS crawls), then col2im
+             * image by image. */
+            for (size_t f = 0; !want_dw && f < F; f++)
+                for (size_t i = 0; i < gn; i++)
+                    memcpy(tmp + f * ld + i * P, dy + ((g0 + i) * F + f) * P,
+                           P * sizeof *tmp);
+            memset(col, 0, K * ld * sizeof *col);
+            gemm_dcol(s, w, tmp, ld, ld, col, ld);
             for (size_t i = 0; i < gn; i++) {
                 float *dxn = dx + (g0 + i) * CHW;
-                memset(col, 0, K * P * sizeof *col);
-                gemm_dcol(s, w, dy + (g0 + i) * F * P, P, P, col, P);
                 if (s->padded) {
                     memset(dxp, 0, planes * sizeof *dxp);
-                    col2im(s, col, 0, P, P, dxp);
+                    col2im(s, col + i * P, 0, P, ld, dxp);
                     fold_image(s, dxp, dxn);
                 } else {
-                    col2im(s, col, 0, P, P, dxn);
+                    col2im(s, col + i * P, 0, P, ld, dxn);
                 }
             }
         }
@@ -1120,7 +1180,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                 zero_pad(dy + n * F * P, F, s->oh, s->ow, s->kh - 1 - s->ph,
                          s->kw - 1 - s->pw, dxp);
                 tiled_pass(dxp, F, s->kh, s->kw, l->work + s->off_pack, s->c, s->h, s->w,
-                           NULL, 1, dx + n * CHW);
+                           NULL, TILED_ADD, dx + n * CHW);
             }
         }
         return;

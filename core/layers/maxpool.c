@@ -107,8 +107,27 @@ static void maxpool_forward(cnn_layer *l)
             long y0 = (long)(oy * sh) - ph, y1 = y0 + kh;
             if (y0 < 0) y0 = 0;
             if (y1 > H) y1 = H;
-            for (size_t ox = 0; ox < ow; ox++) {
+            size_t ox = 0;
+            if (kh == 3 && kw == 3 && y1 - y0 == 3) {
+                /* 3x3 windows inside the row band: the taps unrolled */
+                for (; ox < ow; ox++) {
+                    long x0 = (long)(ox * sw) - pw;
+                    if (x0 < 0) continue;
+                    if (x0 + 3 > W) break;
+                    const long base = y0 * W + x0;
+                    long at = base;
+                    float best = xp[base];
+                    for (long dy = 0; dy < 3; dy++)
+                        for (long dx = 0; dx < 3; dx++)
+                            consider(xp[base + dy * W + dx], base + dy * W + dx, &best, &at);
+                    yp[oy * ow + ox] = best;
+                    if (ap) ap[oy * ow + ox] = (float)at;
+                }
+            }
+            for (ox = 0; ox < ow; ox++) {
                 long x0 = (long)(ox * sw) - pw, x1 = x0 + kw;
+                if (kh == 3 && kw == 3 && y1 - y0 == 3 && x0 >= 0 && x0 + 3 <= W)
+                    continue;   /* done above */
                 float best = -FLT_MAX;
                 if (x0 < 0) x0 = 0;
                 if (x1 > W) x1 = W;

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "layer.h"
+
 /* Add sum(x - shift) and sum((x - shift)^2) over x[0..n) to *s1 and *s2.
  * Shifting by a value of the data keeps the variance accurate. */
 void cnn_norm_sums(const float *x, size_t n, double shift, double *s1, double *s2);
@@ -15,5 +17,10 @@ void cnn_norm_sums(const float *x, size_t n, double shift, double *s1, double *s
 /* Add sum(dy) and sum(dy * (x - mean)) over [0..n) to *sdy and *sdyx. */
 void cnn_norm_dots(const float *dy, const float *x, size_t n, double mean,
                    double *sdy, double *sdyx);
+
+/* A batch-norm layer in evaluation mode as y = scale[c] * x + shift[c]
+ * (from gamma, beta and the running statistics), for folding it into the
+ * convolution before it. */
+void cnn_batchnorm_affine(const cnn_layer *bn, float *scale, float *shift);
 
 #endif
