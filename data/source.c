@@ -754,11 +754,11 @@ static void decode_note_bad(decode_job *job, size_t i, const cnn_error *err, int
     } else {
         job->nbad_kept++;
     }
-    while (k > 0 && job->bad_at[k - 1] > i) {
-        job->bad_at[k] = job->bad_at[k - 1];
-        memcpy(job->bad_msg[k], job->bad_msg[k - 1], sizeof job->bad_msg[k]);
-        k--;
-    }
+    size_t at = k;                             /* where i goes: after the lower */
+    while (at > 0 && job->bad_at[at - 1] > i) at--;
+    memmove(job->bad_at + at + 1, job->bad_at + at, (k - at) * sizeof *job->bad_at);
+    memmove(job->bad_msg + at + 1, job->bad_msg + at, (k - at) * sizeof *job->bad_msg);
+    k = at;
     job->bad_at[k] = i;
     char *msg = job->bad_msg[k];
     /* whole buffers, not just the strings, must not depend on the order
