@@ -748,6 +748,24 @@ double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct)
                                  net->label_smoothing, out->dy, correct);
 }
 
+/* The highest-numbered layer up to target that reads layer u's output, or
+ * SIZE_MAX when none does. */
+static size_t last_reader(const cnn_net *net, size_t u, size_t target)
+{
+    for (size_t t = target + 1; t-- > u + 1;)
+        for (size_t k = 0; k < net->layers[t].ninputs; k++)
+            if (net->layers[t].input_ids[k] == u + 1) return t;
+    return SIZE_MAX;
+}
+
+/* Whether input k of l is also an earlier input of l (add x x). */
+static int seen_before(const cnn_layer *l, size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        if (l->input_ids[j] == l->input_ids[k]) return 1;
+    return 0;
+}
+
 void cnn_net_backward_from(cnn_net *net, size_t target)
 {
     size_t n = net->layers[target].batch;
@@ -755,10 +773,15 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
     memset(net->grads, 0, net->nparam_floats * sizeof(float));
     if (net->want_input_grad)
         memset(net->dx, 0, n * cnn_shape_size(net->input) * sizeof(float));
-    for (size_t t = 0; t < target; t++) {
-        cnn_layer *l = &net->layers[t];
-        memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
-    }
+    /* Layers add into their inputs' dy, so each dy is zeroed first: just
+     * before its last reader (the first to run backward) runs, while the
+     * buffer is about to be used and stays in cache, rather than all of them
+     * up front. An output no layer up to target reads is zeroed here. */
+    for (size_t t = 0; t < target; t++)
+        if (last_reader(net, t, target) == SIZE_MAX) {
+            cnn_layer *l = &net->layers[t];
+            memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
+        }
     /* A layer takes part when it has parameters to train or reads (through
      * any path) one that does; an input gradient goes only to layers that
      * take part. With nothing frozen, every layer with parameters or
@@ -774,6 +797,13 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
     }
     for (size_t t = target + 1; t-- > 0;) {
         cnn_layer *l = &net->layers[t];
+        for (size_t k = 0; k < l->ninputs; k++) {
+            size_t id = l->input_ids[k];
+            if (id && last_reader(net, id - 1, target) == t && !seen_before(l, k)) {
+                cnn_layer *u = &net->layers[id - 1];
+                memset(u->dy, 0, n * cnn_shape_size(u->out) * sizeof(float));
+            }
+        }
         if (!l->needs_backward) continue;
         float *bound[CNN_MAX_INPUTS];
         for (size_t k = 0; k < l->ninputs; k++) {
