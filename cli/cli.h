@@ -26,7 +26,8 @@ typedef struct cli_command {
 
 extern const cli_command cli_cmd_train, cli_cmd_eval, cli_cmd_summary, cli_cmd_check,
     cli_cmd_receptive_field, cli_cmd_bench;
-extern const cli_command cli_cmd_plot, cli_cmd_predict, cli_cmd_data, cli_cmd_finetune;
+extern const cli_command cli_cmd_plot, cli_cmd_predict, cli_cmd_data, cli_cmd_finetune,
+    cli_cmd_visualize, cli_cmd_restore;
 
 /* Print "file:line:col: error: message" (the parts that are known) to
  * stderr and return the exit code for its status. */

@@ -112,14 +112,8 @@ static int run(int argc, char **argv)
                   : cli_model_from_config(path, sets, seed ? 1 : 0, (size_t)samples, &m);
     if (rc) return rc;
     cnn_net *net = m.net;
-    cnn_layer *target = cnn_net_layer(net, layer);
+    cnn_layer *target = cli_model_layer(&m, path, layer);
     if (!target) {
-        const char *names[4096];
-        size_t nn = net->nlayers < 4096 ? net->nlayers : 4096;
-        for (size_t t = 0; t < nn; t++) names[t] = net->layers[t].name;
-        const char *near = cnn_closest(layer, names, nn);
-        fprintf(stderr, "%s: error: no layer named '%s'%s%s%s\n", path, layer,
-                near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
         cli_model_free(&m);
         return CLI_EXIT_USAGE;
     }

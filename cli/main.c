@@ -13,7 +13,8 @@
 static const cli_command *const commands[] = {
     &cli_cmd_train, &cli_cmd_finetune, &cli_cmd_eval, &cli_cmd_summary, &cli_cmd_check,
     &cli_cmd_receptive_field, &cli_cmd_bench,
-    &cli_cmd_plot, &cli_cmd_predict, &cli_cmd_data,
+    &cli_cmd_plot, &cli_cmd_predict, &cli_cmd_data, &cli_cmd_visualize,
+    &cli_cmd_restore,
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 

@@ -188,6 +188,23 @@ int cli_model_for_inference(const char *path, size_t batch, cli_model *m)
     return model_from_checkpoint(path, batch, 2, m, NULL);
 }
 
+cnn_layer *cli_model_layer(cli_model *m, const char *path, const char *name)
+{
+    cnn_net *net = m->net;
+    cnn_layer *l = cnn_net_layer(net, name);
+    if (l) return l;
+    const char **names = malloc(net->nlayers * sizeof *names);
+    const char *near = NULL;
+    if (names) {
+        for (size_t t = 0; t < net->nlayers; t++) names[t] = net->layers[t].name;
+        near = cnn_closest(name, names, net->nlayers);
+    }
+    fprintf(stderr, "%s: error: no layer named '%s'%s%s%s (see 'cnn summary %s')\n", path,
+            name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "", path);
+    free(names);
+    return NULL;
+}
+
 void cli_model_free(cli_model *m)
 {
     for (size_t c = 0; m->classes && c < m->nclasses; c++) free(m->classes[c]);

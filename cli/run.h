@@ -69,6 +69,11 @@ int cli_model_load_state(cli_model *m, const cnn_checkpoint *ck, const char *pat
 /* Is `path` a checkpoint (by its magic)? */
 int cli_is_checkpoint(const char *path);
 
+/* The layer of m's network named `name`; when there is none, prints
+ * "PATH: error: no layer named ..." with the nearest name as a hint and
+ * returns NULL (the caller exits 2). */
+cnn_layer *cli_model_layer(cli_model *m, const char *path, const char *name);
+
 void cli_model_free(cli_model *m);
 
 /* Trainer state saved alongside the weights. */

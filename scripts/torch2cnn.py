@@ -56,6 +56,8 @@ import yaml
 CNN_PARAMS = {
     "conv": [("weight", "weight"), ("bias", "bias")],
     "dense": [("weight", "weight"), ("bias", "bias")],
+    # ConvTranspose2d: both weights are [in][out][kh][kw]
+    "conv_transpose": [("weight", "weight"), ("bias", "bias")],
     "batchnorm": [("gamma", "weight"), ("beta", "bias"),
                   ("running_mean", "running_mean"), ("running_var", "running_var")],
     "layernorm": [("gamma", "weight"), ("beta", "bias")],
@@ -79,9 +81,9 @@ class Layer:
         self.trainable = trainable          # trainable floats, from the table
 
     def units(self):
-        """Outputs of a conv (filters) or dense layer (units)."""
+        """Outputs of a conv or conv_transpose (filters) or dense layer (units)."""
         c, h, w = self.out
-        return c if self.kind == "conv" else c * h * w
+        return c if self.kind in ("conv", "conv_transpose") else c * h * w
 
     def expected(self):
         """[(cnn param, torch tensor name, values expected)] for this layer."""
