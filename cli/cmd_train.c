@@ -72,7 +72,12 @@ static const char usage[] =
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.cnn (with\n"
     "the position inside the epoch, so --resume continues exactly) and exits 130;\n"
-    "a second Ctrl-C exits at once.\n";
+    "a second Ctrl-C exits at once.\n"
+    "\n"
+    "mpirun -np N cnn train CONFIG (cnn built with meson -Dmpi=true) trains one\n"
+    "model on N processes, each taking its share of every batch of train.batch\n"
+    "(train.distributed sets batch norm per_rank or sync); rank 0 writes the run\n"
+    "directory, and --resume works with any number of processes.\n";
 
 static const char finetune_usage[] =
     "usage: cnn finetune CONFIG [--from CKPT] [--out DIR] [--resume CKPT]\n"

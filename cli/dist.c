@@ -91,6 +91,9 @@ static void release_stderr(int show)
     job.held = NULL;
 }
 
+/* 128 + SIGINT: every process stopped after the same step; rank 0 said so */
+#define EXIT_INTERRUPTED 130
+
 #ifdef CNN_MPI
 /* Time the MPI call `call` into job.seconds. */
 #define TIMED(call) do { double t0_ = cli_now(); call; job.seconds += cli_now() - t0_; } while (0)
@@ -144,12 +147,12 @@ int cli_dist_finish(int rc, int agreed)
 #ifdef CNN_MPI
     if (!job.on) return rc;
     if (agreed) TIMED(MPI_Barrier(MPI_COMM_WORLD));
-    release_stderr(rc != 0 && !agreed);
+    release_stderr(rc != 0 && rc != EXIT_INTERRUPTED);
     if (agreed || rc == 0) MPI_Finalize();
     job.on = 0;
 #else
     (void)agreed;
-    release_stderr(rc != 0);
+    release_stderr(rc != 0 && rc != EXIT_INTERRUPTED);
 #endif
     return rc;
 }

@@ -39,8 +39,9 @@ size_t cli_dist_local_size(void);
  * each other (rank 0 may still be writing a checkpoint) and leave MPI
  * cleanly. Otherwise the failure is this process's alone: it leaves at
  * once, and the launcher ends the other processes. A process other than
- * rank 0 that fails prints what it held back of its stderr, each line
- * prefixed with its rank. */
+ * rank 0 that fails (rc other than 0 and 130, an interrupt rank 0 reports)
+ * prints what it held back of its stderr, each line prefixed with its
+ * rank. */
 int cli_dist_finish(int rc, int agreed);
 
 /* Sum v[n] over the processes, in place (blocking; every process gets the
