@@ -98,6 +98,9 @@ if train2 --out "$tmp/two"; then
     ok "mpirun -np 2"
     grep -q "data-parallel over 2 processes .* up to 8 images of every batch each, batch norm synchronised, gradients summed in [2-9] buckets" \
         "$tmp/err" && ok "the run says how it is shared" || bad "no data-parallel line: $(cat "$tmp/err")"
+    ! grep -q "weights differ" "$tmp/err" \
+        && ok "the processes' weights are bitwise the same after every epoch" \
+        || bad "the processes' weights drifted apart: $(grep "weights differ" "$tmp/err")"
     [ "$(grep -c "^epoch " "$tmp/err")" -eq 2 ] && [ "$(wc -l <"$tmp/two/log.jsonl")" -eq 2 ] \
         && ok "one epoch line and one log line per epoch (rank 0 alone writes)" \
         || bad "epoch lines: $(grep -c "^epoch " "$tmp/err"), log: $(cat "$tmp/two/log.jsonl")"
