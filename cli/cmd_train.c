@@ -33,9 +33,11 @@
 #include <zlib.h>
 
 #include "../core/checkpoint.h"
+#include "../core/parallel.h"
 #include "../core/rng.h"
 #include "../data/source.h"
 #include "cli.h"
+#include "dist.h"
 #include "finetune.h"
 #include "progress.h"
 #include "run.h"
@@ -70,7 +72,12 @@ static const char usage[] =
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.cnn (with\n"
     "the position inside the epoch, so --resume continues exactly) and exits 130;\n"
-    "a second Ctrl-C exits at once.\n";
+    "a second Ctrl-C exits at once.\n"
+    "\n"
+    "mpirun -np N cnn train CONFIG (cnn built with meson -Dmpi=true) trains one\n"
+    "model on N processes, each taking its share of every batch of train.batch\n"
+    "(train.distributed sets batch norm per_rank or sync); rank 0 writes the run\n"
+    "directory, and --resume works with any number of processes.\n";
 
 static const char finetune_usage[] =
     "usage: cnn finetune CONFIG [--from CKPT] [--out DIR] [--resume CKPT]\n"
@@ -676,10 +683,13 @@ static int improves(const run_state *rs, double v)
     return rs->maximize ? v > rs->best + rs->min_delta : v < rs->best - rs->min_delta;
 }
 
+/* Write DIR/FILE; in a data-parallel job only rank 0 writes (every process
+ * holds the same weights). */
 static int save(const char *dir, const char *file, const cli_model *m, const cnn_optim *o,
                 cli_train_state *st, const run_state *rs, int plateau)
 {
     char path[4200], extra[1024];
+    if (cli_dist_rank() > 0) return 0;
     format_state(extra, sizeof extra, rs, plateau);
     st->extra_meta = extra;
     snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -734,7 +744,77 @@ static int load_pretrained(const char *from, cli_model *m, unsigned char *origin
     return rc;
 }
 
-static int train(const train_args *a)
+/* ---- data-parallel pieces ---------------------------------------------- */
+
+/* Score the validation set in a data-parallel job: each process scores its
+ * contiguous share of it, and the sums are added over the processes. */
+static void evaluate_shared(cli_model *m, const cnn_dataset *ds, cli_score *vs)
+{
+    size_t r = cli_dist_rank(), k = cli_dist_size();
+    size_t lo = r * ds->n / k, hi = (r + 1) * ds->n / k;
+    cnn_dataset part = *ds;   /* a view: never freed */
+    part.pixels += lo * ds->c * ds->h * ds->w;
+    part.labels += lo;
+    part.n = hi - lo;
+    cli_score mine = {0};
+    if (part.n) cli_evaluate(m, &part, 1, NULL, &mine);
+    double sums[3] = {part.n ? mine.loss * (double)mine.n : 0, (double)mine.correct,
+                      (double)mine.n};
+    cli_dist_sum(sums, 3);
+    memset(vs, 0, sizeof *vs);
+    vs->n = (size_t)sums[2];
+    vs->correct = (size_t)sums[1];
+    vs->k = 1;
+    vs->loss = vs->n ? sums[0] / sums[2] : NAN;
+    vs->accuracy = vs->n ? sums[1] / sums[2] : NAN;
+}
+
+/* After an epoch of a data-parallel job: every process must hold rank 0's
+ * weights. Per-rank batch norm leaves each process with running statistics
+ * of its own samples: rank 0's are taken (what its checkpoint holds, as
+ * PyTorch's DDP broadcasts rank 0's buffers). The parameters and optimizer
+ * state agree by construction (the same summed gradients, the same
+ * update); should an MPI library's sums differ in the last bit between
+ * processes, a warning says so and rank 0's are taken too. */
+static void agree_on_weights(cli_model *m, cnn_optim *o, size_t epoch)
+{
+    cnn_net *net = m->net;
+    if (!m->cfg.train.sync_batchnorm) cli_dist_broadcast(net->buffers, net->nbuffer_floats);
+    if (cli_dist_same(net->params, net->nparam_floats)
+        && cli_dist_same(net->buffers, net->nbuffer_floats))
+        return;
+    if (cli_dist_rank() == 0)
+        fprintf(stderr, "warning: after epoch %zu the processes' weights differ (the MPI "
+                "library's sums were not the same in every process); continuing with "
+                "rank 0's\n", epoch);
+    cli_dist_broadcast(net->params, net->nparam_floats);
+    cli_dist_broadcast(net->buffers, net->nbuffer_floats);
+    cli_dist_broadcast(o->m, o->n);
+    if (o->v) cli_dist_broadcast(o->v, o->n);
+}
+
+/* Data-parallel: every process needs at least one sample of every batch
+ * (synchronised batch norm and the summed gradients need all of them in
+ * every step). Prints the error and returns an exit code. */
+static int check_parts(const cnn_config *cfg, const cnn_loader_opts *lo, size_t n)
+{
+    size_t k = cli_dist_size(), b = cfg->train.batch;
+    if (k < 2 || cnn_loader_part_min(lo, n)) return 0;
+    if (b < k)
+        fprintf(stderr, "%s: error: train.batch (%zu) is smaller than the number of "
+                "processes (%zu): each takes its share of every batch, so the batch must "
+                "be at least %zu\n", cfg->path, b, k, k);
+    else
+        fprintf(stderr, "%s: error: the last batch of an epoch has %zu of the %zu training "
+                "images, fewer than the %zu processes that share it; change train.batch or "
+                "data.train.limit so that it has at least %zu (or none)\n", cfg->path,
+                n % b, n, k, k);
+    return CLI_EXIT_USAGE;
+}
+
+/* Sets *agreed when it returns at a point that every process of a
+ * data-parallel job reaches together (the same step, the same decision). */
+static int train(const train_args *a, int *agreed)
 {
     cli_model m;
     cnn_dataset train_ds = {0}, val_ds = {0};
@@ -749,6 +829,9 @@ static int train(const train_args *a)
     int rc;
     cnn_error e = {0};
     char dir[4096], path[4200];
+    const size_t rank = cli_dist_rank(), nproc = cli_dist_size();
+    cli_grad_sync *gsync = NULL;
+    cnn_sync *bn_sync = NULL;
 
     stop_signal = 0;
     /* Past a file size limit (ulimit -f), a write fails with EFBIG and the
@@ -757,9 +840,23 @@ static int train(const train_args *a)
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     sigaction(SIGXFSZ, &ign, NULL);
-    cli_set_threads(a->threads);
-    /* plan the network, check the memory estimate, then allocate */
+    /* several processes on one host share its cores */
+    long threads = a->threads;
+    if (!threads && cli_dist_local_size() > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN) / (long)cli_dist_local_size();
+        threads = cores > 1 ? cores : 1;
+    }
+    cli_set_threads(threads);
+    /* plan the network, check the memory estimate, then allocate; each
+     * process of a data-parallel job holds its share of a batch */
     if ((rc = cli_model_plan(a->config, a->sets, a->nsets, 0, &m))) return rc;
+    if (nproc > 1) {
+        size_t batch = m.cfg.train.batch;
+        cli_model_free(&m);
+        if ((rc = cli_model_plan(a->config, a->sets, a->nsets, (batch + nproc - 1) / nproc,
+                                 &m)))
+            return rc;
+    }
     const cnn_train_spec *ts = &m.cfg.train;
     const cnn_early_stopping *es = &ts->early;
     const int plateau = ts->sched.type == CNN_SCHED_PLATEAU;
@@ -768,7 +865,7 @@ static int train(const train_args *a)
     if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
     else if (a->resume) dir_of(a->resume, dir, sizeof dir);
     else snprintf(dir, sizeof dir, "runs/%s", m.cfg.name);
-    if ((rc = check_out_dir(dir))) goto out;
+    if (rank == 0 && (rc = check_out_dir(dir))) goto out;
     if ((rc = cli_load_train_val(&m.cfg, 1, &train_ds, &val_ds))) goto out;
     int has_val = val_ds.n > 0;
     size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
@@ -833,6 +930,7 @@ static int train(const train_args *a)
         && (rc = load_best(a->resume, &ck, &m, &rs, best_weights)))
         goto out;
     if (!m.cfg.data.has_normalize && !a->resume && !pretrained_norm) {
+        /* every process computes the same from the same data */
         cnn_dataset_stats(&train_ds, m.mean, m.std);
         fprintf(stderr, "normalize: auto, from the training set: mean");
         for (size_t c = 0; c < train_ds.c; c++) fprintf(stderr, " %.4f", m.mean[c]);
@@ -841,7 +939,7 @@ static int train(const train_args *a)
         fprintf(stderr, "\n");
     }
     snprintf(path, sizeof path, "%s/config.yaml", dir);
-    if ((rc = write_text(path, m.cfg.resolved))) goto out;
+    if (rank == 0 && (rc = write_text(path, m.cfg.resolved))) goto out;
 
     if (!a->resume && !from) {
         uint64_t init_rng = cnn_rng_seed(m.cfg.seed, 1);
@@ -852,21 +950,25 @@ static int train(const train_args *a)
         .batch = ts->batch, .h = m.cfg.data.input.h, .w = m.cfg.data.input.w,
         .mean = m.mean, .std = m.std, .shuffle = 1, .seed = cnn_rng_seed(m.cfg.seed, 3),
         .augs = m.cfg.data.augs, .naugs = m.cfg.data.naugs,
-        .threads = m.cfg.data.loader_threads,
+        .threads = m.cfg.data.loader_threads, .part = rank, .parts = nproc,
     };
+    if ((rc = check_parts(&m.cfg, &lo, train_ds.n))) goto out;
     if (!(opt = cnn_optim_create(m.net, &ts->optim, &e)) ||
-        cnn_loader_init(&ld, &train_ds, &lo, &e)) {
+        cnn_loader_init(&ld, &train_ds, &lo, &e)
+        || (nproc > 1 && !(gsync = cli_grad_sync_create(m.net, ts->bucket_mb, &e)))
+        || (nproc > 1 && ts->sync_batchnorm && !(bn_sync = cli_dist_sync_batchnorm(m.net, &e)))) {
         rc = cli_report(&e);
         goto out;
     }
     if (a->resume && (rc = resume_optimizer(a->resume, &ck, opt, opt_step))) goto out;
     cnn_checkpoint_free(&ck);
     labels = malloc(ts->batch * sizeof *labels);
+    /* rank 0 alone writes the logs; the others log to a null stream */
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
-    jsonl = fopen(path, a->resume ? "a" : "w");
+    jsonl = fopen(rank == 0 ? path : "/dev/null", a->resume ? "a" : "w");
     snprintf(path, sizeof path, "%s/log.csv", dir);
     int csv_new = !a->resume || access(path, F_OK) != 0;
-    csv = fopen(path, csv_new ? "w" : "a");
+    csv = fopen(rank == 0 ? path : "/dev/null", csv_new ? "w" : "a");
     if (!labels || !jsonl || !csv) {
         fprintf(stderr, "%s: error: cannot open the logs: %s\n", dir, strerror(errno));
         rc = CLI_EXIT_RUNTIME;
@@ -888,6 +990,13 @@ static int train(const train_args *a)
             "%zu epochs of batch %zu; run directory %s\n", m.cfg.name, m.net->nlayers,
             cnn_net_param_count(m.net), train_ds.n, has_val ? " (+ validation)" : "",
             ts->epochs, ts->batch, dir);
+    if (nproc > 1)
+        fprintf(stderr, "data-parallel over %zu processes (%zu on this host, %d thread%s "
+                "each): up to %zu images of every batch each, batch norm %s, gradients "
+                "summed in %zu bucket%s\n", nproc, cli_dist_local_size(), cnn_threads(),
+                cnn_threads() == 1 ? "" : "s", cnn_loader_part_max(&lo),
+                ts->sync_batchnorm ? "synchronised" : "per process",
+                cli_grad_sync_buckets(gsync), cli_grad_sync_buckets(gsync) == 1 ? "" : "s");
     int stopped = es->enabled && rs.wait >= es->patience;
     if (a->resume && rs.position)
         fprintf(stderr, "resuming from %s in epoch %" PRIu64 " after batch %" PRIu64
@@ -919,25 +1028,54 @@ static int train(const train_args *a)
             applied = sp.index;
         }
         cnn_loader_epoch_at(&ld, epoch, rs.position);
+        size_t batch0 = ld.next_batch;
         rs.position = 0;
         rs.loss_sum = 0;
         rs.seen = rs.correct = 0;
         cli_progress_begin(&bar, epoch + 1, ts->epochs, train_ds.n);
         g.lr = learning_rate(ts, &rs, &sp, (uint64_t)epoch * per_epoch, per_epoch);
         int interrupted = 0;
+        double comm_before = cli_dist_seconds();
         for (size_t got; !interrupted && (got = cnn_loader_next(&ld, m.net->x, labels));) {
-            size_t hit = 0;
+            size_t hit = 0, total = ld.batch_total;
             float lr = learning_rate(ts, &rs, &sp, st.step, per_epoch);
             cnn_optim_perturb(opt);
+            /* data-parallel: dropout and noise draw from a stream of this
+             * process's own for the step; the shared state (weight noise)
+             * moves on the same in every process */
+            uint64_t shared_rng = m.net->rng;
+            if (nproc > 1) m.net->rng = cnn_rng_seed(shared_rng, rank);
             cnn_net_forward(m.net, got, 1);
-            double loss = cnn_net_loss(m.net, labels, &hit);
+            double loss;
+            if (nproc > 1) {
+                /* the whole batch's loss, hits and whether any process was
+                 * interrupted: all of them stop after the same step */
+                loss = cnn_net_loss_part(m.net, labels, total, &hit);
+                double local = loss, sums[3] = {loss * (double)got, (double)hit,
+                                                stop_signal != 0};
+                cli_dist_sum(sums, 3);
+                loss = sums[0] / (double)total;
+                hit = (size_t)sums[1];
+                interrupted = sums[2] > 0;
+                if (!isfinite(loss) && isfinite(local))
+                    fprintf(stderr, "rank %zu: this process's loss is finite (%g)\n", rank,
+                            local);
+            } else {
+                loss = cnn_net_loss(m.net, labels, &hit);
+            }
             if (!isfinite(loss)) {
                 cli_progress_end(&bar);
                 report_nonfinite(&m, 0, loss, epoch + 1, st.step + 1, dir);
                 rc = CLI_EXIT_RUNTIME;
+                *agreed = 1;
                 goto out;
             }
             cnn_net_backward(m.net);
+            if (gsync) cli_grad_sync_wait(gsync);
+            if (nproc > 1) {
+                m.net->rng = shared_rng;
+                cnn_rng_next(&m.net->rng);
+            }
             cnn_optim_unperturb(opt);
             /* A finite loss can still give a gradient that is not: check
              * every step, before the update spreads it into the weights
@@ -946,14 +1084,15 @@ static int train(const train_args *a)
                 cli_progress_end(&bar);
                 report_nonfinite(&m, 1, loss, epoch + 1, st.step + 1, dir);
                 rc = CLI_EXIT_RUNTIME;
+                *agreed = 1;
                 goto out;
             }
             cnn_optim_step(opt, lr);
             st.step++;
-            loss_sum += loss * (double)got;
+            loss_sum += loss * (double)total;
             correct += hit;
-            seen += got;
-            interrupted = stop_signal != 0;
+            seen += total;
+            if (nproc == 1) interrupted = stop_signal != 0;
             if (!interrupted)
                 cli_progress_update(&bar, seen, loss_sum / (double)seen,
                                     (double)correct / (double)seen);
@@ -968,10 +1107,12 @@ static int train(const train_args *a)
             if ((rc = save(dir, "last.cnn", &m, opt, &st, &rs, plateau))) goto out;
             fprintf(stderr, "%s: stopped during epoch %zu after batch %" PRIu64 " of %zu "
                     "(step %" PRIu64 "); checkpoint: %s/last.cnn\n",
-                    stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", epoch + 1, rs.position,
+                    stop_signal == SIGTERM ? "SIGTERM" : stop_signal ? "SIGINT"
+                    : "another process was interrupted", epoch + 1, rs.position,
                     per_epoch, st.step, dir);
             print_resume_hint(a, dir);
             rc = EXIT_INTERRUPTED;
+            *agreed = 1;
             goto out;
         }
         epochs_run++;
@@ -981,9 +1122,13 @@ static int train(const train_args *a)
         g.data_wait = ld.wait_seconds;
         g.train_loss = seen ? loss_sum / (double)seen : 0;
         g.train_acc = seen ? (double)correct / (double)seen : 0;
+        double comm = cli_dist_seconds() - comm_before;
+        size_t steps = ld.next_batch - batch0;
+        if (nproc > 1) agree_on_weights(&m, opt, epoch + 1);
         if (has_val) {
             cli_score vs;
-            cli_evaluate(&m, &val_ds, 1, NULL, &vs);
+            if (nproc > 1) evaluate_shared(&m, &val_ds, &vs);
+            else cli_evaluate(&m, &val_ds, 1, NULL, &vs);
             g.val_loss = vs.loss;
             g.val_acc = vs.accuracy;
         }
@@ -1000,8 +1145,11 @@ static int train(const train_args *a)
                 ts->epochs, g.lr, g.train_loss, 100 * g.train_acc);
         if (has_val)
             fprintf(stderr, "  val_loss %.4f  val_acc %.2f%%", g.val_loss, 100 * g.val_acc);
-        fprintf(stderr, "  %.1fs  %.0f img/s  data wait %.1fs\n", g.seconds, g.images_per_s,
+        fprintf(stderr, "  %.1fs  %.0f img/s  data wait %.1fs", g.seconds, g.images_per_s,
                 g.data_wait);
+        if (nproc > 1 && steps)
+            fprintf(stderr, "  in MPI %.1f ms/step", 1e3 * comm / (double)steps);
+        fprintf(stderr, "\n");
 
         double lr_before = rs.plateau.lr;
         if (plateau && cnn_plateau_step(&rs.plateau, &ts->sched,
@@ -1037,12 +1185,14 @@ static int train(const train_args *a)
                     "(best %.6g at epoch %" PRIu64 ")\n", cnn_monitor_names[rs.monitor],
                     rs.wait, rs.best, rs.best_epoch);
         }
-        if (stop_signal) {
+        if (nproc > 1 ? cli_dist_any(stop_signal != 0) : stop_signal != 0) {
             fprintf(stderr, "%s: stopped after epoch %zu of %zu (step %" PRIu64 "); "
-                    "checkpoint: %s/last.cnn\n", stop_signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                    "checkpoint: %s/last.cnn\n", stop_signal == SIGTERM ? "SIGTERM"
+                    : stop_signal ? "SIGINT" : "another process was interrupted",
                     g.epoch, ts->epochs, st.step, dir);
             if (!stopped && g.epoch < ts->epochs) print_resume_hint(a, dir);
             rc = EXIT_INTERRUPTED;
+            *agreed = 1;
             goto out;
         }
     }
@@ -1056,13 +1206,18 @@ static int train(const train_args *a)
                 rs.best_epoch);
         r = &rs.best_log;
     } else if (!epochs_run) {
-        printf("%s: nothing to train: %" PRIu64 " of %zu epochs done%s\ncheckpoint: "
-               "%s/last.cnn\n", m.cfg.name, st.epoch, ts->epochs,
-               stopped ? " (stopped early)" : "", dir);
+        if (rank == 0)
+            printf("%s: nothing to train: %" PRIu64 " of %zu epochs done%s\ncheckpoint: "
+                   "%s/last.cnn\n", m.cfg.name, st.epoch, ts->epochs,
+                   stopped ? " (stopped early)" : "", dir);
         rc = 0;
+        *agreed = 1;
         goto out;
     }
     double total = cli_now() - run_start;
+    rc = 0;
+    *agreed = 1;
+    if (rank > 0) goto out;   /* the job's results are rank 0's to print */
     printf("%s: %zu epoch%s in %.1f s", m.cfg.name, epochs_run, epochs_run == 1 ? "" : "s",
            total);
     if (st.epoch != epochs_run) printf(" (%" PRIu64 " in all)", st.epoch);
@@ -1077,6 +1232,8 @@ static int train(const train_args *a)
     rc = 0;
 out:
     catch_signals(0);
+    cli_grad_sync_free(gsync);
+    cli_dist_sync_free(bn_sync);
     if (jsonl) fclose(jsonl);
     if (csv) fclose(csv);
     free(labels);
@@ -1094,8 +1251,12 @@ out:
 static int run(int argc, char **argv)
 {
     train_args a;
-    int rc = parse_args(argc, argv, &a);
-    return rc ? rc : train(&a);
+    int agreed = 0;
+    int rc = cli_dist_init(argv[0]);
+    if (rc) return rc;
+    rc = parse_args(argc, argv, &a);
+    if (!rc) rc = train(&a, &agreed);
+    return cli_dist_finish(rc, agreed);
 }
 
 const cli_command cli_cmd_train = {

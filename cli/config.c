@@ -2480,23 +2480,44 @@ static cnn_status parse_early_stopping(parse *p, const sect *train, const cnn_da
     return CNN_OK;
 }
 
+/* train.distributed: how data-parallel runs (mpirun -np N) share the work;
+ * read by every run, used only by those with more than one process. */
+static cnn_status parse_distributed(parse *p, const sect *train, cnn_train_spec *t)
+{
+    static const char *const keys[] = {"batchnorm", "bucket_mb"};
+    static const char *const bn_names[] = {"per_rank", "sync"};
+    const range bucket = {0, 1024, 1, 0};
+    char name[128];
+    sect s;
+    cnn_status st;
+    int bn = 0;
+    if ((st = open_sect(p, train, "distributed", keys, 2, &s))) return st;
+    const node *v = value_of(&s, "batchnorm");
+    full_name(name, sizeof name, &s, "batchnorm");
+    if (v && (st = enum_value(p, v, name, bn_names, 2, &bn))) return st;
+    t->sync_batchnorm = bn;
+    return get_float(p, &s, "bucket_mb", 25.0f, bucket, &t->bucket_mb);
+}
+
 static cnn_status parse_train(parse *p, const sect *top, const cnn_data_spec *d,
                               cnn_train_spec *t)
 {
     static const char *const keys[] = {"epochs", "batch", "optimizer", "schedule",
                                        "early_stopping", "weight_noise", "clip_grad_norm",
-                                       "trainable", "head", "freeze", "lr_mult", "stages"};
+                                       "trainable", "head", "freeze", "lr_mult", "stages",
+                                       "distributed"};
     const range nonneg = {0, INFINITY, 0, 0}, positive = {0, INFINITY, 1, 0};
     sect s;
     cnn_status st;
-    if ((st = open_sect(p, top, "train", keys, 12, &s))
+    if ((st = open_sect(p, top, "train", keys, sizeof keys / sizeof *keys, &s))
         || (st = get_size(p, &s, "epochs", 10, 1, LONG_MAX, &t->epochs))
         || (st = get_size(p, &s, "batch", 64, 1, 65536, &t->batch))
         || (st = parse_optimizer(p, &s, &t->optim))
         || (st = parse_schedule(p, &s, d, t))
         || (st = parse_early_stopping(p, &s, d, &t->early))
         || (st = get_float(p, &s, "weight_noise", 0.0f, nonneg, &t->optim.weight_noise))
-        || (st = get_float(p, &s, "clip_grad_norm", 0.0f, positive, &t->optim.clip_grad_norm)))
+        || (st = get_float(p, &s, "clip_grad_norm", 0.0f, positive, &t->optim.clip_grad_norm))
+        || (st = parse_distributed(p, &s, t)))
         return st;
     return CNN_OK;
 }

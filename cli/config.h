@@ -82,6 +82,9 @@ typedef struct cnn_train_spec {
     cnn_schedule sched;
     cnn_monitor plateau_monitor; /* schedule plateau: the metric it watches */
     cnn_early_stopping early;
+    int sync_batchnorm;          /* train.distributed.batchnorm: 1 sync, 0 per_rank */
+    float bucket_mb;             /* train.distributed.bucket_mb: MiB of gradients
+                                    per all-reduce */
 } cnn_train_spec;
 
 /* What trains (train.trainable, head, freeze, lr_mult, stages) and where

@@ -52,6 +52,18 @@ typedef struct cnn_param {
 
 typedef struct cnn_layer cnn_layer;
 
+/* Sums over every process of a data-parallel job, for layers whose forward
+ * or backward needs statistics of the whole batch (synchronised batch
+ * norm). sum adds v[n] over the processes in place, every process getting
+ * the same result, and must be called by all of them in the same order.
+ * scratch holds scratch_size doubles the layer may use for those sums. */
+typedef struct cnn_sync {
+    void (*sum)(struct cnn_sync *s, double *v, size_t n);
+    void *ctx;                 /* the caller's */
+    double *scratch;           /* [scratch_size] */
+    size_t scratch_size;
+} cnn_sync;
+
 typedef struct cnn_layer_kind {
     const char *name;          /* as written in YAML: "conv" */
     const char *summary;       /* one line for `cnn help layers` */
@@ -113,6 +125,9 @@ struct cnn_layer {
                                         before it has parameters to train (or
                                         the net wants the input gradient) */
     uint64_t *rng;                   /* the net's training RNG (dropout, noise) */
+    cnn_sync *sync;                  /* set by the caller: statistics over all the
+                                        processes of a data-parallel job (batchnorm
+                                        reads it); NULL: this process's batch */
     const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] */
     float *dx[CNN_MAX_INPUTS];       /* [batch][in[i]], accumulate; NULL = not needed */
     float *y;                        /* [batch][out] */

@@ -6,7 +6,8 @@
  *
  * With smoothing s over k classes the target is t_j = s/k + (1-s)[j = label]
  * and the sample's loss is sum_j t_j (lse - x_j) = lse - (1-s) x_label
- * - (s/k) sum_j x_j; the gradient of the batch mean is (softmax - t) / n.
+ * - (s/k) sum_j x_j; the gradient of the batch mean is (softmax - t) / n
+ * (of a part of a batch: divided by the whole batch's size instead).
  */
 #include "loss.h"
 
@@ -17,6 +18,14 @@ double cnn_loss_softmax_xent(const float *logits, const int *labels, size_t n,
                              size_t k, float smoothing, float *dlogits,
                              size_t *correct)
 {
+    return cnn_loss_softmax_xent_part(logits, labels, n, n, k, smoothing, dlogits, correct);
+}
+
+double cnn_loss_softmax_xent_part(const float *logits, const int *labels, size_t n,
+                                  size_t batch, size_t k, float smoothing, float *dlogits,
+                                  size_t *correct)
+{
+    assert(batch >= n && "a part is at most its batch");
     double total = 0;
     size_t hits = 0;
     const double s = smoothing, off = s / (double)k, on = 1.0 - s;
@@ -39,7 +48,7 @@ double cnn_loss_softmax_xent(const float *logits, const int *labels, size_t n,
         total += lse - on * x[label] - off * xsum;
         if (dlogits) {
             float *d = dlogits + i * k;    /* [k] */
-            const double inv_sum = 1.0 / sum, inv_n = 1.0 / (double)n;
+            const double inv_sum = 1.0 / sum, inv_n = 1.0 / (double)batch;
             for (size_t j = 0; j < k; j++) {
                 double t = off + (j == (size_t)label ? on : 0.0);
                 d[j] = (float)((exp((double)x[j] - mx) * inv_sum - t) * inv_n);

@@ -15,4 +15,13 @@ double cnn_loss_softmax_xent(const float *logits, const int *labels, size_t n,
                              size_t k, float smoothing, float *dlogits,
                              size_t *correct);
 
+/* The same for a part of a batch of `batch` samples (data-parallel
+ * training: this process's share): dlogits is the gradient of the loss
+ * summed over these n samples and divided by batch, so that the parts'
+ * gradients add up to the gradient of the whole batch's mean loss. Returns
+ * the mean loss of the n samples (0 when n is 0). batch >= n. */
+double cnn_loss_softmax_xent_part(const float *logits, const int *labels, size_t n,
+                                  size_t batch, size_t k, float smoothing, float *dlogits,
+                                  size_t *correct);
+
 #endif

@@ -766,6 +766,14 @@ static int seen_before(const cnn_layer *l, size_t k)
     return 0;
 }
 
+double cnn_net_loss_part(cnn_net *net, const int *labels, size_t total, size_t *correct)
+{
+    cnn_layer *out = cnn_net_output(net);
+    return cnn_loss_softmax_xent_part(out->y, labels, out->batch, total,
+                                      cnn_shape_size(out->out), net->label_smoothing,
+                                      out->dy, correct);
+}
+
 void cnn_net_backward_from(cnn_net *net, size_t target)
 {
     size_t n = net->layers[target].batch;
@@ -804,7 +812,10 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
                 memset(u->dy, 0, n * cnn_shape_size(u->out) * sizeof(float));
             }
         }
-        if (!l->needs_backward) continue;
+        if (!l->needs_backward) {
+            if (net->after_backward) net->after_backward(net->after_backward_ctx, t);
+            continue;
+        }
         float *bound[CNN_MAX_INPUTS];
         for (size_t k = 0; k < l->ninputs; k++) {
             size_t id = l->input_ids[k];
@@ -817,6 +828,7 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
         if (net->layer_seconds) net->layer_seconds[2 * t + 1] += omp_get_wtime() - start;
         for (size_t k = 0; k < l->ninputs; k++)
             if (l->input_ids[k]) l->dx[k] = bound[k];
+        if (net->after_backward) net->after_backward(net->after_backward_ctx, t);
     }
 }
 

@@ -58,6 +58,13 @@ typedef struct cnn_net {
     double *layer_seconds;       /* [2 * nlayers] or NULL: when set, forward and
                                     backward add each layer's wall time into
                                     [2t] and [2t + 1] (for `cnn bench`) */
+    /* Called by backward after layer t's turn, whether it ran or had
+     * nothing to do, for t from the last layer down: from then on the
+     * parameter gradients of layers t.. are final (each layer's are written
+     * by its own backward only), so a data-parallel trainer can start
+     * summing them while backward goes on. NULL: none. */
+    void (*after_backward)(void *ctx, size_t t);
+    void *after_backward_ctx;
 } cnn_net;
 
 /* Build and plan a network for batches of up to max_batch samples. On
@@ -92,6 +99,12 @@ cnn_layer *cnn_net_output(cnn_net *net);
 /* Softmax cross-entropy of the output against labels[n] after a forward
  * pass; writes the output gradient; *correct gets top-1 hits if not NULL. */
 double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct);
+
+/* The same when this forward pass held a part of a batch of `total`
+ * samples (data-parallel training: this process's share): the output
+ * gradient is that of the whole batch's mean loss, so the parts' parameter
+ * gradients add up to the whole batch's. Returns the part's mean loss. */
+double cnn_net_loss_part(cnn_net *net, const int *labels, size_t total, size_t *correct);
 
 /* Backward pass of the last forward (which must have been training): zeroes
  * all gradients except the output's, then fills parameter gradients. */

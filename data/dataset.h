@@ -52,6 +52,12 @@ typedef struct cnn_loader_opts {
     size_t naugs;
     size_t threads;            /* workers building batches ahead of the
                                   caller; 0: built inside cnn_loader_next */
+    size_t part, parts;        /* data-parallel training: of every batch of
+                                  `batch` samples (the global batch), hand out
+                                  only part `part` of `parts`: the samples at
+                                  positions [part*b/parts, (part+1)*b/parts)
+                                  of a batch of b, so the parts together are
+                                  the whole batch. parts 0 or 1: all of it */
 } cnn_loader_opts;
 
 typedef struct cnn_loader {
@@ -62,6 +68,8 @@ typedef struct cnn_loader {
     uint64_t epoch;
     size_t nbatches;           /* batches per epoch */
     size_t next_batch;         /* the batch cnn_loader_next returns next */
+    size_t batch_total;        /* samples of the last batch cnn_loader_next
+                                  returned, all parts together */
     double wait_seconds;       /* time cnn_loader_next spent waiting for
                                   data since the epoch began */
     struct cnn_loader_pool *pool;
@@ -85,8 +93,17 @@ void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch);
 void cnn_loader_epoch_at(cnn_loader *ld, uint64_t epoch, size_t first_batch);
 
 /* Fill x [batch][c][h][w] and y [batch] (y may be NULL) with the next batch
- * of this epoch; returns how many samples (the last batch may be short, 0
- * at the end of the epoch). */
+ * of this epoch (with parts: this part of it, at most ceil(batch / parts)
+ * samples); returns how many samples (the last batch may be short, 0 at
+ * the end of the epoch). */
 size_t cnn_loader_next(cnn_loader *ld, float *x, int *y);
+
+/* The most samples one part of a batch holds: ceil(batch / parts). */
+size_t cnn_loader_part_max(const cnn_loader_opts *o);
+
+/* The smallest part of any batch of an epoch of n samples: 0 when some
+ * part would be empty (a batch, or the epoch's last and shorter batch,
+ * with fewer samples than parts). */
+size_t cnn_loader_part_min(const cnn_loader_opts *o, size_t n);
 
 #endif

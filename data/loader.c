@@ -55,14 +55,54 @@ static double now_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Build batch b of the current epoch into x [count][chw] and y [count];
- * returns count. */
+/* Samples in batch b of the epoch, all parts together. */
+static size_t batch_total(const cnn_loader *ld, size_t b)
+{
+    size_t first = b * ld->o.batch, n = ld->ds->n;
+    return n - first < ld->o.batch ? n - first : ld->o.batch;
+}
+
+/* Positions [*lo, *hi) of part `part` of `parts` in a batch of b samples. */
+static void part_range(size_t b, size_t part, size_t parts, size_t *lo, size_t *hi)
+{
+    if (parts < 2) {
+        *lo = 0;
+        *hi = b;
+        return;
+    }
+    *lo = part * b / parts;
+    *hi = (part + 1) * b / parts;
+}
+
+size_t cnn_loader_part_max(const cnn_loader_opts *o)
+{
+    size_t parts = o->parts < 2 ? 1 : o->parts;
+    return (o->batch + parts - 1) / parts;
+}
+
+size_t cnn_loader_part_min(const cnn_loader_opts *o, size_t n)
+{
+    size_t parts = o->parts < 2 ? 1 : o->parts, lo, hi, least = SIZE_MAX;
+    size_t sizes[2] = {n < o->batch ? n : o->batch, o->batch ? n % o->batch : 0};
+    for (size_t k = 0; k < 2; k++) {
+        if (!sizes[k]) continue;
+        for (size_t r = 0; r < parts; r++) {
+            part_range(sizes[k], r, parts, &lo, &hi);
+            if (hi - lo < least) least = hi - lo;
+        }
+    }
+    return least == SIZE_MAX ? 0 : least;
+}
+
+/* Build this loader's part of batch b of the current epoch into
+ * x [count][chw] and y [count]; returns count. */
 static size_t build_batch(const cnn_loader *ld, size_t b, float *x, int *y, float *scratch)
 {
     const cnn_dataset *ds = ld->ds;
     const cnn_loader_opts *o = &ld->o;
-    size_t first = b * o->batch;
-    size_t count = ds->n - first < o->batch ? ds->n - first : o->batch;
+    size_t lo, hi;
+    part_range(batch_total(ld, b), o->part, o->parts, &lo, &hi);
+    size_t first = b * o->batch + lo, count = hi - lo;
     size_t src_size = ds->c * ds->h * ds->w;
     uint64_t aug_seed = cnn_rng_seed(o->seed, UINT64_MAX);
     for (size_t k = 0; k < count; k++) {
@@ -159,8 +199,9 @@ static cnn_status pool_create(cnn_loader *ld, cnn_error *e)
     p->slots = cnn_alloc(p->nslots, sizeof *p->slots, "loader slots", e);
     if (!p->slots) return CNN_ERR_NOMEM;
     for (size_t k = 0; k < p->nslots; k++) {
-        p->slots[k].x = cnn_alloc(o->batch * ld->chw, sizeof(float), "loader batch", e);
-        p->slots[k].y = cnn_alloc(o->batch, sizeof(int), "loader labels", e);
+        size_t most = cnn_loader_part_max(o);
+        p->slots[k].x = cnn_alloc(most * ld->chw, sizeof(float), "loader batch", e);
+        p->slots[k].y = cnn_alloc(most, sizeof(int), "loader labels", e);
         if (!p->slots[k].x || !p->slots[k].y) return CNN_ERR_NOMEM;
     }
     p->threads = cnn_alloc(p->nthreads, sizeof *p->threads, "loader threads", e);
@@ -184,6 +225,9 @@ cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
     cnn_loader_opts opt = *o;
     if (opt.batch == 0)
         return cnn_error_set(e, CNN_ERR_ARG, "batch size must be at least 1");
+    if (opt.parts > 1 && opt.part >= opt.parts)
+        return cnn_error_set(e, CNN_ERR_ARG, "loader part %zu of %zu does not exist",
+                             opt.part, opt.parts);
     if (ds->c == 0 || ds->c > 4)
         return cnn_error_set(e, CNN_ERR_ARG, "the loader takes 1 to 4 channels, "
                              "the dataset has %zu", ds->c);
@@ -278,6 +322,7 @@ size_t cnn_loader_next(cnn_loader *ld, float *x, int *y)
     struct cnn_loader_pool *p = ld->pool;
     if (ld->next_batch >= ld->nbatches) return 0;
     size_t b = ld->next_batch++, count;
+    ld->batch_total = batch_total(ld, b);
     double start = now_seconds();
     if (!p->nthreads) {
         count = build_batch(ld, b, x, y, p->scratch);

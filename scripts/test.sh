@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what is missing, build twice (release, and with AddressSanitizer
 # and UndefinedBehaviorSanitizer), run the whole test suite in both builds,
-# then a short train + eval under valgrind's memcheck and each fuzz target
+# then the data-parallel test in a third build with MPI (-Dmpi=true), a
+# short train + eval under valgrind's memcheck and each fuzz target
 # for FUZZ_SECONDS (default 60; 0 skips them), and end with one line
 # "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh python3 valgrind clang libclang-rt-14-dev libomp-14-dev || exit 1
+scripts/install-deps.sh python3 valgrind clang libclang-rt-14-dev libomp-14-dev \
+    openmpi-bin libopenmpi-dev || exit 1
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
@@ -30,6 +32,25 @@ for kind in release sanitize; do
     passed=$((passed + ${ok:-0})); failed=$((failed + ${fl:-0} + ${to:-0}))
     skipped=$((skipped + ${sk:-0}))
 done
+# --- data-parallel training over MPI: a build with -Dmpi=true and its test --
+# (tests/test_mpi.sh: 2 processes under mpirun against 1, resume with another
+# process count, Ctrl-C, kill -9). The other tests run in the builds above,
+# whose binary is the same but for MPI.
+echo "=== data-parallel tests (MPI build) ==="
+dir=build-test-mpi
+if [ ! -d "$dir" ] && ! meson setup "$dir" -Dmpi=true >/dev/null; then
+    echo "FAIL: mpi: meson setup -Dmpi=true (is libopenmpi-dev installed?)"
+    failed=$((failed + 1))
+    rm -rf "$dir"
+else
+    ninja -C "$dir" cli/cnn || exit 1
+    meson test -C "$dir" --no-rebuild --print-errorlogs mpi
+    log="$dir/meson-logs/testlog.txt"
+    ok=$(count Ok); fl=$(count Fail); to=$(count Timeout); sk=$(count Skipped)
+    passed=$((passed + ${ok:-0})); failed=$((failed + ${fl:-0} + ${to:-0}))
+    skipped=$((skipped + ${sk:-0}))
+fi
+
 # --- memcheck: short runs under valgrind, each counted as one test --------
 # A build of its own: without -march=native (valgrind decodes no AVX-512)
 # and with debug information for the stacks it prints. One compute thread

@@ -5,6 +5,10 @@
   ckpt_tensors.py plant FILE T=SPEC...  rewrite tensors in place; SPEC is V
                                         (every element), alt:V (row k gets V,
                                         negated for odd k) or at:I:V (element I)
+  ckpt_tensors.py close A B TOL         the same tensor names and shapes, and
+                                        every value of B within TOL * (1 + |a|)
+                                        of A's; prints the largest difference
+                                        of each tensor, exits 1 otherwise
 """
 import struct
 import sys
@@ -63,8 +67,37 @@ def plant(path, args):
         f.write(head + z)
 
 
+def close(path_a, path_b, tol):
+    pa, pb = read_payload(path_a), read_payload(path_b)
+    ta = {name: (dims, at, size) for name, dims, at, size in records(pa)}
+    tb = {name: (dims, at, size) for name, dims, at, size in records(pb)}
+    ok = sorted(ta) == sorted(tb)
+    if not ok:
+        print("tensor names differ: %s" % sorted(set(ta) ^ set(tb)))
+    for name in sorted(set(ta) & set(tb)):
+        (da, aa, na), (db, ab, nb) = ta[name], tb[name]
+        if da != db:
+            print("%s: shape %s against %s" % (name, da, db))
+            ok = False
+            continue
+        va = struct.unpack_from("<%df" % na, pa, aa)
+        vb = struct.unpack_from("<%df" % nb, pb, ab)
+        worst, where = 0.0, 0
+        for i, (x, y) in enumerate(zip(va, vb)):
+            d = abs(x - y) / (1.0 + abs(x))
+            if not d <= worst:
+                worst, where = d, i
+        bad = not worst <= tol
+        ok = ok and not bad
+        print("%s %s: largest difference %.3g at %d (%r against %r)"
+              % ("FAR" if bad else "ok ", name, worst, where, va[where], vb[where]))
+    sys.exit(0 if ok else 1)
+
+
 if sys.argv[1] == "plant":
     plant(sys.argv[2], sys.argv[3:])
+elif sys.argv[1] == "close":
+    close(sys.argv[2], sys.argv[3], float(sys.argv[4]))
 else:
     p = read_payload(sys.argv[1])
     for name, _, at, size in records(p):

@@ -520,7 +520,7 @@ static void test_errors(void)
     EXPECT(MINIMAL "train:\n  speed: 3\n", 7, 3,
            "unknown key 'speed' in train (allowed: epochs, batch, optimizer, schedule, "
            "early_stopping, weight_noise, clip_grad_norm, trainable, head, freeze, "
-           "lr_mult, stages)");
+           "lr_mult, stages, distributed)");
     EXPECT(MINIMAL "train: {optimizer: {typ: adam}}\n", 6, 21,
            "unknown key 'typ' in train.optimizer; did you mean 'type'?");
 

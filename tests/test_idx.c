@@ -469,6 +469,81 @@ static void test_loader_threads(void)
     CHECK_CONTAINS(e.msg, "only 8x8");
 }
 
+/* Data-parallel parts: for every batch, the parts 0..P-1 laid end to end
+ * are the batch one loader gives (the same samples, augmented alike), with
+ * and without loader threads; each part has at most ceil(B / P) samples;
+ * batch_total is the whole batch's size. */
+static void test_loader_parts(void)
+{
+    enum { N = 24, C = 1, H = 6, W = 6, B = 7, P = 3 };
+    static uint8_t px[N * C * H * W];
+    static int lab[N];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 53 % 241);
+    for (int i = 0; i < N; i++) lab[i] = i;
+    cnn_dataset ds = {N, C, H, W, px, lab, N, NULL, 0};
+    cnn_aug augs[2] = {
+        {.kind = CNN_AUG_CROP, .padding = 1, .reflect = 0},
+        {.kind = CNN_AUG_NOISE, .std = 0.1f},
+    };
+    enum { PER = C * H * W };
+    static float whole[B * PER], part[B * PER], joined[B * PER];
+    int wy[B], py[B], jy[B];
+    cnn_error e;
+    for (size_t threads = 0; threads <= 1; threads++) {
+        cnn_loader_opts o = {.batch = B, .shuffle = 1, .seed = 5, .augs = augs, .naugs = 2,
+                             .threads = threads};
+        cnn_loader one, parts[P];
+        CHECK(cnn_loader_init(&one, &ds, &o, &e) == CNN_OK);
+        for (size_t r = 0; r < P; r++) {
+            cnn_loader_opts po = o;
+            po.part = r;
+            po.parts = P;
+            CHECK(cnn_loader_init(&parts[r], &ds, &po, &e) == CNN_OK);
+            CHECK(cnn_loader_part_max(&po) == 3);
+            cnn_loader_epoch(&parts[r], 1);
+        }
+        cnn_loader_epoch(&one, 1);
+        size_t batches = 0;
+        for (size_t n; (n = cnn_loader_next(&one, whole, wy)) > 0; batches++) {
+            size_t at = 0;
+            for (size_t r = 0; r < P; r++) {
+                size_t k = cnn_loader_next(&parts[r], part, py);
+                CHECK_MSG(k >= 1 && k <= 3, "part %zu of batch %zu has %zu samples", r,
+                          batches, k);
+                CHECK(parts[r].batch_total == n);
+                memcpy(joined + at * PER, part, k * PER * sizeof *part);
+                memcpy(jy + at, py, k * sizeof *py);
+                at += k;
+            }
+            CHECK_MSG(at == n, "batch %zu: the parts hold %zu of %zu samples", batches, at, n);
+            CHECK_MSG(memcmp(joined, whole, n * PER * sizeof *whole) == 0
+                      && memcmp(jy, wy, n * sizeof *wy) == 0,
+                      "%zu loader threads, batch %zu: the parts are not the batch", threads,
+                      batches);
+        }
+        CHECK(batches == 4);   /* 7 + 7 + 7 + 3 */
+        for (size_t r = 0; r < P; r++) {
+            CHECK(cnn_loader_next(&parts[r], part, py) == 0);
+            cnn_loader_free(&parts[r]);
+        }
+        cnn_loader_free(&one);
+    }
+    /* 23 in batches of 7: the last has 2 samples, so one of 3 parts is
+     * empty (the trainer refuses such data: an empty part ends an epoch) */
+    cnn_loader_opts o = {.batch = B, .parts = P};
+    CHECK(cnn_loader_part_min(&o, 23) == 0);
+    CHECK(cnn_loader_part_min(&o, 21) == 2);   /* 7 = 2 + 2 + 3 */
+    CHECK(cnn_loader_part_min(&o, N) == 1);    /* the last batch: 3 = 1 + 1 + 1 */
+    CHECK(cnn_loader_part_min(&o, 2) == 0);    /* one batch smaller than the parts */
+    o.parts = 0;
+    CHECK(cnn_loader_part_min(&o, 23) == 2);   /* one part: the whole last batch */
+    o.part = 3;
+    o.parts = 3;
+    cnn_loader ld;
+    CHECK(cnn_loader_init(&ld, &ds, &o, &e) == CNN_ERR_ARG);
+    CHECK_CONTAINS(e.msg, "part 3 of 3");
+}
+
 static void test_fashion_mnist(void)
 {
     const char *img = FASHION_DIR "/t10k-images-idx3-ubyte.gz";
@@ -516,6 +591,7 @@ int main(void)
     test_stats();
     test_loader();
     test_loader_threads();
+    test_loader_parts();
     test_fashion_mnist();
     test_remove_dir(dir);
     return test_done();

@@ -18,7 +18,17 @@
  * Backward recomputes x - mean from the input instead of keeping x-hat, so
  * the only state saved between forward and backward is the batch mean and
  * 1/sqrt(var + eps) per channel: 2C floats at the start of l->saved.
+ *
+ * Synchronised (l->sync set, data-parallel training): the statistics are
+ * those of the whole batch over every process. Forward sums x - shift and
+ * its square per channel, with the running mean as the shift (the same in
+ * every process, which all update it from the same statistics), and adds
+ * those sums and the sample count over the processes; backward does the
+ * same with sum(dy) and sum(dy * (x - mean)) for the input gradient. gamma
+ * and beta get this process's share of their gradients, as any parameter:
+ * the trainer sums parameter gradients over the processes afterwards.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include "layer.h"
@@ -29,6 +39,8 @@ enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
 
 typedef struct bn_settings {
     float momentum, eps;
+    double sync_count;   /* state, not a setting: samples per channel over every
+                            process in the last synchronised forward */
 } bn_settings;
 
 static cnn_status bn_parse(cnn_layer *l, cnn_opts *o, cnn_error *e)
@@ -68,6 +80,54 @@ static cnn_status bn_infer(cnn_layer *l, cnn_error *e)
     return CNN_OK;
 }
 
+/* Training forward with synchronised statistics (see the top). */
+static void bn_forward_sync(cnn_layer *l)
+{
+    bn_settings *s = l->settings;
+    const size_t C = l->out.c, P = l->out.h * l->out.w, S = C * P;
+    const size_t N = l->batch;
+    const float *gamma = l->params[BN_GAMMA].data;    /* [C] */
+    const float *beta = l->params[BN_BETA].data;      /* [C] */
+    float *rmean = l->params[BN_MEAN].data;           /* [C] */
+    float *rvar = l->params[BN_VAR].data;             /* [C] */
+    float *bmean = l->saved, *binv = l->saved + C;    /* [C] each */
+    double *sums = l->sync->scratch;                  /* [2C + 1] */
+    assert(l->sync->scratch_size >= 2 * C + 1 && "sync scratch holds a layer's sums");
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        double s1 = 0, s2 = 0;
+        for (size_t n = 0; n < N; n++)
+            cnn_norm_sums(l->x[0] + n * S + c * P, P, rmean[c], &s1, &s2);
+        sums[c] = s1;
+        sums[C + c] = s2;
+    }
+    sums[2 * C] = (double)(N * P);
+    l->sync->sum(l->sync, sums, 2 * C + 1);
+    const double M = sums[2 * C];
+    s->sync_count = M;
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        double d = M > 0 ? sums[c] / M : 0;
+        double var = M > 0 ? sums[C + c] / M - d * d : 0;
+        if (var < 0)
+            var = 0;
+        double unbiased = M > 1 ? var * M / (M - 1) : var;
+        const float mean = (float)(rmean[c] + d);
+        const float inv = (float)(1.0 / sqrt(var + s->eps));
+        bmean[c] = mean;
+        binv[c] = inv;
+        rmean[c] = (1.0f - s->momentum) * rmean[c] + s->momentum * mean;
+        rvar[c] = (1.0f - s->momentum) * rvar[c] + s->momentum * (float)unbiased;
+        const float a = gamma[c] * inv, b = beta[c];
+        for (size_t n = 0; n < N; n++) {
+            const float *x = l->x[0] + n * S + c * P;   /* [P] */
+            float *y = l->y + n * S + c * P;            /* [P] */
+            for (size_t p = 0; p < P; p++)
+                y[p] = (x[p] - mean) * a + b;
+        }
+    }
+}
+
 static void bn_forward(cnn_layer *l)
 {
     const bn_settings *s = l->settings;
@@ -79,6 +139,10 @@ static void bn_forward(cnn_layer *l)
     float *rvar = l->params[BN_VAR].data;             /* [C] */
     float *bmean = l->saved, *binv = l->saved + C;    /* [C] each */
     const int batch_stats = l->training && !l->frozen;   /* frozen: as in eval */
+    if (batch_stats && l->sync) {
+        bn_forward_sync(l);
+        return;
+    }
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;
@@ -126,6 +190,52 @@ void cnn_batchnorm_affine(const cnn_layer *l, float *scale, float *shift)
     }
 }
 
+/* Training backward with synchronised statistics: the input gradient of
+ * bn_backward below with the sums and the count of the whole batch. */
+static void bn_backward_sync(cnn_layer *l)
+{
+    const bn_settings *s = l->settings;
+    const size_t C = l->out.c, P = l->out.h * l->out.w, S = C * P;
+    const size_t N = l->batch;
+    const double M = s->sync_count;
+    const float *gamma = l->params[BN_GAMMA].data;    /* [C] */
+    float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
+    float *dbeta = l->params[BN_BETA].grad;           /* [C] */
+    float *dxs = l->dx[0];                            /* [batch][C][P] */
+    const float *bmean = l->saved, *binv = l->saved + C;   /* [C] each */
+    double *sums = l->sync->scratch;                  /* [2C]: sum dy, sum dy*(x-mean) */
+    assert(l->sync->scratch_size >= 2 * C && "sync scratch holds a layer's sums");
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (size_t n = 0; n < N; n++)
+            cnn_norm_dots(l->dy + n * S + c * P, l->x[0] + n * S + c * P, P, bmean[c],
+                          &sdy, &sdyx);
+        dgamma[c] += (float)(sdyx * binv[c]);   /* this process's share */
+        dbeta[c] += (float)sdy;
+        sums[c] = sdy;
+        sums[C + c] = sdyx;
+    }
+    /* every process has the same graph, so all of them skip this or none */
+    if (!dxs)
+        return;
+    l->sync->sum(l->sync, sums, 2 * C);
+    #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        const float mean = bmean[c], inv = binv[c];
+        const float A = gamma[c] * inv;
+        const float B = (float)(-(double)A * inv * inv * sums[C + c] / M);
+        const float K = (float)(-(double)A * sums[c] / M);
+        for (size_t n = 0; n < N; n++) {
+            const float *dy = l->dy + n * S + c * P;    /* [P] */
+            const float *x = l->x[0] + n * S + c * P;   /* [P] */
+            float *dx = dxs + n * S + c * P;            /* [P] */
+            for (size_t p = 0; p < P; p++)
+                dx[p] += A * dy[p] + B * (x[p] - mean) + K;
+        }
+    }
+}
+
 /* In training, x-hat depends on x through the batch statistics too:
  *   dx = gamma*inv * (dy - mean(dy) - xhat * mean(dy * xhat)).
  * After an eval forward the statistics are constants: dx = gamma*inv*dy. */
@@ -139,6 +249,10 @@ static void bn_backward(cnn_layer *l)
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
     const int batch_stats = l->training && !l->frozen;
+    if (batch_stats && l->sync) {
+        bn_backward_sync(l);
+        return;
+    }
     if (l->frozen) dgamma = dbeta = NULL;
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
