@@ -75,7 +75,7 @@ static const char usage[] =
     "  --input-noise X    std of the noise added to the code every iteration\n"
     "                     (default: denoise 1/30, inpaint 0)\n"
     "  --reference CLEAN  the clean image: print the PSNR of the corrupted\n"
-    "                     image and of the output against it\n"
+    "                     image (holes black) and of the output against it\n"
     "  --threads N        compute threads (default: all cores)\n";
 
 /* ---- the network ------------------------------------------------------ */
@@ -462,9 +462,14 @@ static int restore(const restore_opts *o)
             "iterations of Adam (lr %g)%s\n", o->inpaint ? "inpainting" : "denoising", w, h,
             c == 3 ? "colour" : "grey", net->nlayers, cnn_net_param_count(net),
             o->iterations, o->lr, o->ema > 0 ? ", averaging the outputs" : "");
-    if (refpx)
+    /* The corrupted image as the network sees it: holes black. */
+    double corrupted_psnr = 0;
+    if (refpx) {
+        for (size_t i = 0; i < n; i++) avg[i] = target[i] * weight[i];
+        corrupted_psnr = psnr(avg, ref, n);
         fprintf(stderr, "cnn restore: PSNR of the corrupted image: %.2f dB\n",
-                psnr(target, ref, n));
+                corrupted_psnr);
+    }
 
     cnn_layer *outl = cnn_net_output(net);
     double start = omp_get_wtime(), first_loss = 0, loss = 0;
@@ -515,7 +520,7 @@ static int restore(const restore_opts *o)
            o->out, w, h, o->inpaint ? "inpaint" : "denoise", o->iterations, loss,
            first_loss, omp_get_wtime() - start);
     if (ref)
-        printf("psnr: corrupted %.2f dB, restored %.2f dB\n", psnr(target, ref, n),
+        printf("psnr: corrupted %.2f dB, restored %.2f dB\n", corrupted_psnr,
                psnr(avg, ref, n));
 out:
     cnn_optim_free(opt);

@@ -85,6 +85,13 @@ run_ok "another photo" "$CNN" visualize "$tmp/net.yaml" --activations conv1 \
 run_ok "restore: inpaint" "$CNN" restore "$tmp/photo2.png" --task inpaint \
     --mask "$tmp/a1.png" --out "$tmp/i.png" --iterations 10 --width 8 --depth 2 --threads 1
 png_is "inpainted image" "$tmp/i.png" "196 148"
+# the photo as its own reference: denoising starts at infinite PSNR, an
+# inpainting's corrupted image has black holes
+run_ok "restore: inpaint with a reference" "$CNN" restore "$tmp/photo2.png" --task inpaint \
+    --mask "$tmp/a1.png" --out "$tmp/i.png" --iterations 2 --width 8 --depth 2 --threads 1 \
+    --reference "$tmp/photo2.png"
+grep -q "^psnr: corrupted [0-9.]* dB, restored [0-9.]* dB" "$tmp/out" \
+    && ok "inpainting: the corrupted image's PSNR counts the holes" || bad "stdout: $(cat "$tmp/out")"
 
 expect 2 "missing --task denoise|inpaint" "$CNN" restore "$photo" --out "$tmp/x.png"
 expect 2 "--task must be denoise or inpaint, got 'blur'" "$CNN" restore "$photo" \
