@@ -58,11 +58,15 @@ typedef struct cnn_loader_opts {
                                   positions [part*b/parts, (part+1)*b/parts)
                                   of a batch of b, so the parts together are
                                   the whole batch. parts 0 or 1: all of it */
+    size_t views;              /* rows per sample, each augmented with its
+                                  own draws (two for contrastive learning);
+                                  0 or 1: one. `batch` still counts samples */
 } cnn_loader_opts;
 
 typedef struct cnn_loader {
     const cnn_dataset *ds;
-    cnn_loader_opts o;
+    cnn_loader_opts o;         /* a copy of the options, with h, w and views
+                                  (at least 1) filled in */
     size_t chw;                /* floats per input */
     uint32_t *order;           /* [ds->n] sample order of this epoch */
     uint64_t epoch;
@@ -76,15 +80,18 @@ typedef struct cnn_loader {
 } cnn_loader;
 
 /* Check the options and start the workers. Fails for a batch of 0, more
- * than 4 channels, an input larger than the dataset's images without a crop
- * augmentation to make it, or a non-positive std. */
+ * than 4 channels, so many views that a batch's size overflows, an input
+ * larger than the dataset's images without a crop augmentation to make it,
+ * or a non-positive std. */
 cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
                            const cnn_loader_opts *o, cnn_error *e);
 void cnn_loader_free(cnn_loader *ld);
 
 /* Start epoch `epoch` (0-based): the order and every augmentation draw are
- * pure functions of (seed, epoch, position in the epoch), so resuming at any
- * epoch gives the same batches, whatever the number of threads. */
+ * pure functions of (seed, epoch, position in the epoch, view), so resuming
+ * at any epoch gives the same batches, whatever the number of threads.
+ * View 0 draws exactly as a loader with one view does, so asking for more
+ * views leaves the first row of every sample unchanged. */
 void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch);
 
 /* The same, starting at batch first_batch of that epoch (to resume in the
@@ -92,13 +99,16 @@ void cnn_loader_epoch(cnn_loader *ld, uint64_t epoch);
  * give from there on. */
 void cnn_loader_epoch_at(cnn_loader *ld, uint64_t epoch, size_t first_batch);
 
-/* Fill x [batch][c][h][w] and y [batch] (y may be NULL) with the next batch
- * of this epoch (with parts: this part of it, at most ceil(batch / parts)
- * samples); returns how many samples (the last batch may be short, 0 at
- * the end of the epoch). */
+/* Fill x [batch * V][c][h][w] and y [batch * V] (y may be NULL), V = views,
+ * with the next batch of this epoch (with parts: this part of it, at most
+ * ceil(batch / parts) samples): sample i's views are rows i*V .. i*V+V-1,
+ * each row labelled with the sample's label. Returns how many samples, so
+ * returned * V rows (the last batch may be short, 0 at the end of the
+ * epoch). A part holds whole samples, all views of a sample together. */
 size_t cnn_loader_next(cnn_loader *ld, float *x, int *y);
 
-/* The most samples one part of a batch holds: ceil(batch / parts). */
+/* The most samples one part of a batch holds: ceil(batch / parts) (times
+ * views for rows). */
 size_t cnn_loader_part_max(const cnn_loader_opts *o);
 
 /* The smallest part of any batch of an epoch of n samples: 0 when some

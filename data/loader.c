@@ -4,7 +4,11 @@
  * of (seed, epoch): the identity, or shuffled with the RNG stream
  * cnn_rng_seed(seed, epoch). Sample i of an epoch draws its augmentation
  * from its own stream, cnn_rng_seed(aug_seed, epoch * n + i), so a batch is
- * the same whichever thread builds it and whenever.
+ * the same whichever thread builds it and whenever. With several views per
+ * sample (contrastive learning), view v draws from
+ * cnn_rng_seed(view_seed(v), epoch * n + i) instead, where view 0's seed is
+ * aug_seed itself: the views are independent of each other, and the first
+ * is the row a one-view loader gives.
  *
  * With threads > 0, worker threads build batches ahead of the caller into a
  * ring of threads + 1 slots: batch b of the epoch goes to slot b % nslots,
@@ -29,8 +33,8 @@ typedef struct slot {
     int state;
     size_t batch;          /* which batch of the epoch it holds */
     size_t count;          /* samples in it */
-    float *x;              /* [o.batch][chw] */
-    int *y;                /* [o.batch] */
+    float *x;              /* [part_max * views][chw] */
+    int *y;                /* [part_max * views] */
 } slot;
 
 struct cnn_loader_pool {
@@ -94,29 +98,50 @@ size_t cnn_loader_part_min(const cnn_loader_opts *o, size_t n)
     return least == SIZE_MAX ? 0 : least;
 }
 
-/* Build this loader's part of batch b of the current epoch into
- * x [count][chw] and y [count]; returns count. */
-static size_t build_batch(const cnn_loader *ld, size_t b, float *x, int *y, float *scratch)
+/* The seed of view v's augmentation streams. The streams count down from
+ * the top so that they never meet the shuffle's, cnn_rng_seed(seed, epoch);
+ * view 0's is the one a one-view loader uses, so its batches (and runs
+ * resumed from checkpoints) are unchanged by views. */
+static uint64_t view_seed(uint64_t seed, size_t v)
+{
+    return cnn_rng_seed(seed, UINT64_MAX - v);
+}
+
+/* Make the o.views rows dst [views][chw] of the sample at position pos of
+ * the epoch, dataset image i. Without augmentations the views are the same
+ * centre crop, made once and copied. */
+static void build_sample(const cnn_loader *ld, size_t pos, size_t i, float *dst,
+                         float *scratch)
 {
     const cnn_dataset *ds = ld->ds;
+    const cnn_loader_opts *o = &ld->o;
+    const uint8_t *src = ds->pixels + i * ds->c * ds->h * ds->w;   /* [c][h][w] */
+    for (size_t v = 0; v < o->views; v++) {
+        float *row = dst + v * ld->chw;                             /* [c][o.h][o.w] */
+        if (o->naugs) {
+            uint64_t rng = cnn_rng_seed(view_seed(o->seed, v), ld->epoch * ds->n + pos);
+            cnn_augment(o->augs, o->naugs, src, ds->c, ds->h, ds->w, row, o->h, o->w,
+                        o->mean, o->std, &rng, scratch);
+        } else if (v == 0) {
+            cnn_center(src, ds->c, ds->h, ds->w, row, o->h, o->w, o->mean, o->std);
+        } else {
+            memcpy(row, dst, ld->chw * sizeof *row);
+        }
+    }
+}
+
+/* Build this loader's part of batch b of the current epoch into
+ * x [count * views][chw] and y [count * views]; returns count, in samples. */
+static size_t build_batch(const cnn_loader *ld, size_t b, float *x, int *y, float *scratch)
+{
     const cnn_loader_opts *o = &ld->o;
     size_t lo, hi;
     part_range(batch_total(ld, b), o->part, o->parts, &lo, &hi);
     size_t first = b * o->batch + lo, count = hi - lo;
-    size_t src_size = ds->c * ds->h * ds->w;
-    uint64_t aug_seed = cnn_rng_seed(o->seed, UINT64_MAX);
     for (size_t k = 0; k < count; k++) {
         size_t pos = first + k, i = ld->order[pos];
-        const uint8_t *src = ds->pixels + i * src_size;   /* [c][h][w] */
-        float *dst = x + k * ld->chw;                     /* [c][o.h][o.w] */
-        if (o->naugs) {
-            uint64_t rng = cnn_rng_seed(aug_seed, ld->epoch * ds->n + pos);
-            cnn_augment(o->augs, o->naugs, src, ds->c, ds->h, ds->w, dst, o->h, o->w,
-                        o->mean, o->std, &rng, scratch);
-        } else {
-            cnn_center(src, ds->c, ds->h, ds->w, dst, o->h, o->w, o->mean, o->std);
-        }
-        if (y) y[k] = ds->labels[i];
+        build_sample(ld, pos, i, x + k * o->views * ld->chw, scratch);
+        for (size_t v = 0; y && v < o->views; v++) y[k * o->views + v] = ld->ds->labels[i];
     }
     return count;
 }
@@ -199,7 +224,7 @@ static cnn_status pool_create(cnn_loader *ld, cnn_error *e)
     p->slots = cnn_alloc(p->nslots, sizeof *p->slots, "loader slots", e);
     if (!p->slots) return CNN_ERR_NOMEM;
     for (size_t k = 0; k < p->nslots; k++) {
-        size_t most = cnn_loader_part_max(o);
+        size_t most = cnn_loader_part_max(o) * o->views;   /* rows */
         p->slots[k].x = cnn_alloc(most * ld->chw, sizeof(float), "loader batch", e);
         p->slots[k].y = cnn_alloc(most, sizeof(int), "loader labels", e);
         if (!p->slots[k].x || !p->slots[k].y) return CNN_ERR_NOMEM;
@@ -236,6 +261,12 @@ cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
                              "the dataset has %zu", UINT32_MAX, ds->n);
     if (!opt.h) opt.h = ds->h;
     if (!opt.w) opt.w = ds->w;
+    if (!opt.views) opt.views = 1;
+    size_t chw = ds->c * opt.h * opt.w, rows = cnn_loader_part_max(&opt);
+    if (opt.views > SIZE_MAX / sizeof(float) / rows / (chw ? chw : 1))
+        return cnn_error_set(e, CNN_ERR_ARG, "%zu views of each of %zu samples of "
+                             "%zux%zux%zu floats overflow the size of a batch",
+                             opt.views, rows, ds->c, opt.h, opt.w);
     int resizes = 0;
     for (size_t i = 0; i < opt.naugs; i++)
         resizes |= opt.augs[i].kind == CNN_AUG_CROP || opt.augs[i].kind == CNN_AUG_RESIZED_CROP;
@@ -251,7 +282,7 @@ cnn_status cnn_loader_init(cnn_loader *ld, const cnn_dataset *ds,
     }
     ld->ds = ds;
     ld->o = opt;
-    ld->chw = ds->c * opt.h * opt.w;
+    ld->chw = chw;
     ld->nbatches = (ds->n + opt.batch - 1) / opt.batch;
     cnn_status st = CNN_ERR_NOMEM;
     float *ms = cnn_alloc(8, sizeof *ms, "normalisation", e);
@@ -335,8 +366,8 @@ size_t cnn_loader_next(cnn_loader *ld, float *x, int *y)
     pthread_mutex_unlock(&p->mu);
     ld->wait_seconds += now_seconds() - start;
     count = s->count;
-    memcpy(x, s->x, count * ld->chw * sizeof *x);
-    if (y) memcpy(y, s->y, count * sizeof *y);
+    memcpy(x, s->x, count * ld->o.views * ld->chw * sizeof *x);
+    if (y) memcpy(y, s->y, count * ld->o.views * sizeof *y);
     pthread_mutex_lock(&p->mu);
     s->state = SLOT_FREE;
     pthread_cond_broadcast(&p->cv);
