@@ -15,8 +15,9 @@ void cnn_erf_map(cnn_net *net, size_t target, size_t n, double *map)
     size_t centre = (out.h / 2) * out.w + out.w / 2;
     memset(map, 0, hw * sizeof *map);
     cnn_net_forward(net, n, 0);
-    memset(l->dy, 0, n * cnn_shape_size(out) * sizeof(float));
-    for (size_t s = 0; s < n; s++)
+    /* the target's own batch: n / batch_div after a pair layer */
+    memset(l->dy, 0, l->batch * cnn_shape_size(out) * sizeof(float));
+    for (size_t s = 0; s < l->batch; s++)
         for (size_t c = 0; c < out.c; c++)
             l->dy[(s * out.c + c) * ohw + centre] = 1.0f;
     int want = net->want_input_grad;

@@ -7,6 +7,10 @@
  *
  * Layout: float32, NCHW. A shape here is per sample; the batch size is
  * l->batch for the current pass (at most l->max_batch, fixed at build time).
+ * l->batch counts the layer's output samples: a layer that halves the batch
+ * (pair) reads 2 * l->batch input samples, and every layer after it runs
+ * with the halved count (l->batch_div says by how much the network's input
+ * batch has been divided).
  */
 #ifndef CNN_LAYER_H
 #define CNN_LAYER_H
@@ -74,7 +78,8 @@ typedef struct cnn_layer_kind {
      * cnn_opts_finish. */
     cnn_status (*parse)(cnn_layer *l, cnn_opts *o, cnn_error *e);
     /* From l->in[] (and l->max_batch): set l->out, declare l->params,
-     * l->saved_per_sample, l->work_size and l->macs. Shape errors name the
+     * l->saved_per_sample, l->work_size and l->macs (and l->halves_batch
+     * for a layer that joins pairs of samples). Shape errors name the
      * layer (l->name) and the offending shapes. */
     cnn_status (*infer)(cnn_layer *l, cnn_error *e);
     /* y = f(x). l->training says train or eval mode. */
@@ -111,9 +116,16 @@ struct cnn_layer {
                                  kernels: their full extent); 0: 1, or the
                                  whole input when the output has no spatial size */
     size_t rf_stride[2];      /* the window's stride [h, w]; 0: 1 */
+    int halves_batch;         /* the output has half the samples of the input
+                                 (pair: samples 2i and 2i+1 become one) */
 
     /* bound by the graph */
-    size_t batch;                    /* samples in this pass, <= max_batch */
+    size_t batch_div;                /* the network's input batch / this layer's
+                                        batch: 1, or 2 per halves_batch layer on
+                                        the way from the input (all inputs of a
+                                        layer must agree) */
+    size_t batch;                    /* output samples in this pass: the pass's
+                                        input batch / batch_div, <= max_batch */
     int training;                    /* 1 in a training pass */
     int frozen;                      /* set by the caller: the trainable
                                         parameters are not trained, so backward
@@ -128,8 +140,8 @@ struct cnn_layer {
     cnn_sync *sync;                  /* set by the caller: statistics over all the
                                         processes of a data-parallel job (batchnorm
                                         reads it); NULL: this process's batch */
-    const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] */
-    float *dx[CNN_MAX_INPUTS];       /* [batch][in[i]], accumulate; NULL = not needed */
+    const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] ([2 batch] if halves_batch) */
+    float *dx[CNN_MAX_INPUTS];       /* as x, accumulate; NULL = not needed */
     float *y;                        /* [batch][out] */
     float *dy;                       /* [batch][out] */
     float *saved;                    /* [max_batch][saved_per_sample] */

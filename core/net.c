@@ -7,6 +7,7 @@
  */
 #include "net.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -261,6 +262,35 @@ static const cnn_layer_kind *find_kind(const cnn_layer_spec *sp, cnn_error *e)
     return NULL;
 }
 
+/* A batch of n samples divided by div, as messages write it: "N", "N/2". */
+static void batch_text(size_t div, char *buf, size_t n)
+{
+    if (div == 1) snprintf(buf, n, "N");
+    else snprintf(buf, n, "N/%zu", div);
+}
+
+/* Set l->batch_div to its inputs' (the network input's is 1), which must
+ * agree: a layer cannot combine sample i of one input with sample i of
+ * another that holds half as many samples (after a pair layer). */
+static cnn_status check_batch_div(const cnn_net *net, cnn_layer *l, cnn_error *e)
+{
+    size_t div[CNN_MAX_INPUTS];
+    for (size_t k = 0; k < l->ninputs; k++) {
+        size_t id = l->input_ids[k];
+        div[k] = id ? net->layers[id - 1].batch_div : 1;
+        if (div[k] == div[0]) continue;
+        char a[32], b[32];
+        batch_text(div[0], a, sizeof a);
+        batch_text(div[k], b, sizeof b);
+        return cnn_error_set(e, CNN_ERR_SHAPE, "layer '%s' (%s): input '%s' has "
+            "batch %s but input '%s' has batch %s (each pair layer halves the "
+            "batch); the inputs of a layer must have the same number of samples",
+            l->name, l->kind->name, l->input_names[0], a, l->input_names[k], b);
+    }
+    l->batch_div = l->ninputs ? div[0] : 1;
+    return CNN_OK;
+}
+
 /* Set up layer l: name, inputs (node ids: 0 the input, t+1 layer t), options
  * and shapes. Errors carry the spec's position. */
 static cnn_status setup_layer(cnn_net *net, cnn_layer *l, const cnn_layer_kind *kind,
@@ -285,6 +315,7 @@ static cnn_status setup_layer(cnn_net *net, cnn_layer *l, const cnn_layer_kind *
         l->input_names[k] = id ? net->layers[id - 1].name : "input";
     }
     net->nlayers = (size_t)(l - net->layers) + 1;   /* owned from here on */
+    if (check_batch_div(net, l, e)) return spec_error(e, CNN_ERR_SHAPE, sp);
     l->settings = cnn_alloc(1, kind->settings_size, "layer settings", e);
     if (!l->settings) return CNN_ERR_NOMEM;
     char context[CNN_NAME_MAX + 48];
@@ -304,6 +335,7 @@ static cnn_status setup_layer(cnn_net *net, cnn_layer *l, const cnn_layer_kind *
                       l->name, kind->name);
         return spec_error(e, CNN_ERR_SHAPE, sp);
     }
+    if (l->halves_batch) l->batch_div *= 2;
     return CNN_OK;
 }
 
@@ -724,10 +756,14 @@ void cnn_net_init(cnn_net *net, uint64_t *rng)
 void cnn_net_forward(cnn_net *net, size_t n, int training)
 {
     if (n > net->max_batch) n = net->max_batch;
+    /* every layer feeds the output, so its batch_div is the largest */
+    assert(n % cnn_net_output(net)->batch_div == 0
+           && "the batch is a multiple of the output's batch_div (pairs stay whole)");
     if (net->inference) training = 0;
+    net->batch = n;
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
-        l->batch = n;
+        l->batch = n / l->batch_div;
         l->training = training;
         if (l->folded) continue;   /* done by the conv before it */
         double start = net->layer_seconds ? omp_get_wtime() : 0;
@@ -776,11 +812,10 @@ double cnn_net_loss_part(cnn_net *net, const int *labels, size_t total, size_t *
 
 void cnn_net_backward_from(cnn_net *net, size_t target)
 {
-    size_t n = net->layers[target].batch;
     if (net->inference) return;   /* no gradients to fill */
     memset(net->grads, 0, net->nparam_floats * sizeof(float));
     if (net->want_input_grad)
-        memset(net->dx, 0, n * cnn_shape_size(net->input) * sizeof(float));
+        memset(net->dx, 0, net->batch * cnn_shape_size(net->input) * sizeof(float));
     /* Layers add into their inputs' dy, so each dy is zeroed first: just
      * before its last reader (the first to run backward) runs, while the
      * buffer is about to be used and stays in cache, rather than all of them
@@ -788,7 +823,7 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
     for (size_t t = 0; t < target; t++)
         if (last_reader(net, t, target) == SIZE_MAX) {
             cnn_layer *l = &net->layers[t];
-            memset(l->dy, 0, n * cnn_shape_size(l->out) * sizeof(float));
+            memset(l->dy, 0, l->batch * cnn_shape_size(l->out) * sizeof(float));
         }
     /* A layer takes part when it has parameters to train or reads (through
      * any path) one that does; an input gradient goes only to layers that
@@ -809,7 +844,7 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
             size_t id = l->input_ids[k];
             if (id && last_reader(net, id - 1, target) == t && !seen_before(l, k)) {
                 cnn_layer *u = &net->layers[id - 1];
-                memset(u->dy, 0, n * cnn_shape_size(u->out) * sizeof(float));
+                memset(u->dy, 0, u->batch * cnn_shape_size(u->out) * sizeof(float));
             }
         }
         if (!l->needs_backward) {

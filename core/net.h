@@ -37,6 +37,7 @@ typedef struct cnn_net {
     size_t nlayers;
     cnn_layer *layers;           /* topological order; the last is the output */
 
+    size_t batch;                /* input samples of the last forward pass */
     float *x;                    /* network input [max_batch][input] */
     float *dx;                   /* gradient wrt the input [max_batch][input] */
     int want_input_grad;         /* fill dx in backward (gradient checks, saliency) */
@@ -90,18 +91,25 @@ void cnn_net_free(cnn_net *net);
  * their defaults (running mean 0, running variance 1). */
 void cnn_net_init(cnn_net *net, uint64_t *rng);
 
-/* Forward pass over the first n samples of net->x (n <= max_batch). */
+/* Forward pass over the first n samples of net->x (n above max_batch is
+ * cut to max_batch). Each layer runs on n / l->batch_div samples, so n must
+ * be a multiple of the output's batch_div (2 after a pair layer: pairs are
+ * never split); anything else is the caller's bug and fails an assert. */
 void cnn_net_forward(cnn_net *net, size_t n, int training);
 
-/* The output layer's activations and gradient, [n][cnn_shape_size(out)]. */
+/* The output layer's activations and gradient, [batch][cnn_shape_size(out)]
+ * with batch = n / batch_div (n, the pass's input batch, without a pair
+ * layer). */
 cnn_layer *cnn_net_output(cnn_net *net);
 
-/* Softmax cross-entropy of the output against labels[n] after a forward
- * pass; writes the output gradient; *correct gets top-1 hits if not NULL. */
+/* Softmax cross-entropy of the output against labels[out->batch] (one per
+ * output sample: a pair of input samples after a pair layer) after a
+ * forward pass; writes the output gradient; *correct gets top-1 hits if not
+ * NULL. */
 double cnn_net_loss(cnn_net *net, const int *labels, size_t *correct);
 
 /* The same when this forward pass held a part of a batch of `total`
- * samples (data-parallel training: this process's share): the output
+ * output samples (data-parallel training: this process's share): the output
  * gradient is that of the whole batch's mean loss, so the parts' parameter
  * gradients add up to the whole batch's. Returns the part's mean loss. */
 double cnn_net_loss_part(cnn_net *net, const int *labels, size_t total, size_t *correct);
