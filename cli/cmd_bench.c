@@ -25,6 +25,7 @@
 #include "dist.h"
 #include "progress.h"
 #include "run.h"
+#include "task.h"
 
 static const char usage[] =
     "usage: cnn bench CONFIG [--batch N] [--steps N] [--threads N] [--inference]\n"
@@ -118,6 +119,7 @@ static int bench(int argc, char **argv)
     cnn_optim *opt = NULL;
     cli_grad_sync *gsync = NULL;
     cnn_sync *bn_sync = NULL;
+    cli_task *tk = NULL;
     int *labels = malloc(n * sizeof *labels);
     double *secs = calloc(2 * L, sizeof *secs);
     if (!inference && !(opt = cnn_optim_create(net, &m.cfg.train.optim, &e))) {
@@ -138,14 +140,30 @@ static int bench(int argc, char **argv)
     if (nproc > 1) rng = cnn_rng_seed(rng, rank);   /* each process its own batch */
     for (size_t i = 0; i < n * per; i++) net->x[i] = cnn_rng_normal(&rng);
     for (size_t i = 0; i < n; i++) labels[i] = (int)cnn_rng_below(&rng, m.nclasses);
+    /* a pretext task: its own loss on random targets of its kind */
+    size_t samples = n / cnn_task_rows(&m.cfg.task);
+    if (m.cfg.task.type != CNN_TASK_CLASSIFY && !inference) {
+        if (nproc > 1) {
+            rc = cli_usage_error(argv[0], "task %s trains in one process only",
+                                 cnn_task_names[m.cfg.task.type]);
+            goto out;
+        }
+        if (!(tk = cli_task_create(&m, samples))) {
+            rc = CLI_EXIT_RUNTIME;
+            goto out;
+        }
+        cli_task_synthetic(tk, samples, &rng);
+    }
 
     double first = 0, last = 0, step_time = 0, mpi_time = 0, wait_time = 0;
     for (long s = 0; !inference && s <= steps; s++) {
         if (s == 1) net->layer_seconds = secs;   /* step 0 warms up */
         double start = cli_now(), in_mpi = cli_dist_seconds(), waited = 0;
         cnn_net_forward(net, n, 1);
-        last = nproc > 1 ? cnn_net_loss_part(net, labels, global, NULL)
-                         : cnn_net_loss(net, labels, NULL);
+        size_t hits;
+        last = tk ? cli_task_loss(tk, samples, 1, &hits)
+               : nproc > 1 ? cnn_net_loss_part(net, labels, global, NULL)
+               : cnn_net_loss(net, labels, NULL);
         cnn_net_backward(net);
         if (gsync) waited = cli_grad_sync_wait(gsync);
         cnn_optim_step(opt, m.cfg.train.optim.lr);
@@ -224,6 +242,7 @@ static int bench(int argc, char **argv)
 out:
     cli_grad_sync_free(gsync);
     cli_dist_sync_free(bn_sync);
+    cli_task_free(tk);
     cnn_optim_free(opt);
     free(labels);
     free(secs);

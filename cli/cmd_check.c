@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "run.h"
+#include "task.h"
 
 static const char usage[] =
     "usage: cnn check CONFIG [--set KEY=VALUE]...\n"
@@ -32,8 +33,18 @@ static int run(int argc, char **argv)
     cli_model m;
     int rc = cli_model_plan(config, sets, nsets, 1, &m);
     if (rc) return rc;
-    printf("ok: %s: %zu layers, %zu parameters, output %zu classes\n", config,
-           m.net->nlayers, cnn_net_param_count(m.net), m.nclasses);
+    if ((rc = cli_task_check(&m))) {
+        cli_model_free(&m);
+        return rc;
+    }
+    const cnn_layer *o = cnn_net_output(m.net);
+    if (m.cfg.task.type == CNN_TASK_CLASSIFY)
+        printf("ok: %s: %zu layers, %zu parameters, output %zu classes\n", config,
+               m.net->nlayers, cnn_net_param_count(m.net), m.nclasses);
+    else
+        printf("ok: %s: %zu layers, %zu parameters, task %s, output %zux%zux%zu\n", config,
+               m.net->nlayers, cnn_net_param_count(m.net), cnn_task_names[m.cfg.task.type],
+               o->out.c, o->out.h, o->out.w);
     cli_model_free(&m);
     return CLI_EXIT_OK;
 }

@@ -3,12 +3,14 @@
  * file: the checkpoint embeds the one it was trained with. --json prints one
  * JSON object on stdout for scripts; --min-accuracy turns it into a gate.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "run.h"
+#include "task.h"
 
 static const char usage[] =
     "usage: cnn eval CKPT [--data PATH] [--json] [--top K]\n"
@@ -105,6 +107,47 @@ static void print_text(FILE *f, const char *ckpt, const char *data, const cli_sc
     }
 }
 
+/* A pretext task's checkpoint (task: other than classify): its loss, and
+ * its accuracy where it has one. Returns an exit code. */
+static int eval_task(cli_model *m, const cnn_dataset *ds, const char *ckpt,
+                     const char *data_name, size_t batch, int json, double min_acc)
+{
+    const cnn_task_spec *t = &m->cfg.task;
+    if (min_acc >= 0 && !cnn_task_has_accuracy(t)) {
+        fprintf(stderr, "%s: error: --min-accuracy: task %s scores no accuracy, only a loss\n",
+                ckpt, cnn_task_names[t->type]);
+        return CLI_EXIT_USAGE;
+    }
+    cli_task *tk = cli_task_create(m, batch);
+    if (!tk) return CLI_EXIT_RUNTIME;
+    cli_score s;
+    cli_task_evaluate(tk, ds, &s);
+    cli_task_free(tk);
+    if (json) {
+        fprintf(stdout, "{\"checkpoint\": ");
+        cli_json_string(stdout, ckpt);
+        fprintf(stdout, ", \"data\": ");
+        cli_json_string(stdout, data_name);
+        fprintf(stdout, ", \"task\": \"%s\", \"samples\": %zu, \"loss\": %.6f, "
+                "\"accuracy\": ", cnn_task_names[t->type], s.n, s.loss);
+        if (isnan(s.accuracy)) fprintf(stdout, "null}\n");
+        else fprintf(stdout, "%.6f}\n", s.accuracy);
+    } else {
+        printf("%s on %s (%zu images), task %s\nloss %.6f\n", ckpt, data_name, s.n,
+               cnn_task_names[t->type], s.loss);
+        if (!isnan(s.accuracy))
+            printf("accuracy %.2f%% (%s)\n", 100 * s.accuracy,
+                   t->type == CNN_TASK_CONTEXT ? "relative position of the second patch"
+                   : "first view finds its second view among the batch");
+    }
+    if (min_acc >= 0 && !(s.accuracy >= min_acc)) {
+        fprintf(stderr, "cnn eval: accuracy %.4f is below --min-accuracy %.4f\n",
+                s.accuracy, min_acc);
+        return CLI_EXIT_GATE;
+    }
+    return CLI_EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = NULL;
@@ -145,6 +188,13 @@ static int run(int argc, char **argv)
     cli_model m;
     int rc = cli_model_for_inference(ckpt, (size_t)batch, &m);
     if (rc) return rc;
+    if (m.cfg.task.type == CNN_TASK_CONTRASTIVE && (size_t)batch != m.cfg.train.batch) {
+        /* the other images of a batch are the negatives: score with the
+         * batch the run was scored with */
+        batch = (long)m.cfg.train.batch;
+        cli_model_free(&m);
+        if ((rc = cli_model_for_inference(ckpt, (size_t)batch, &m))) return rc;
+    }
     cnn_data_source src = m.cfg.data.val;
     char buf1[4096], buf2[4096];
     if (data) cli_data_arg(data, &src, buf1, buf2, sizeof buf1);
@@ -167,6 +217,12 @@ static int run(int argc, char **argv)
                              &ds);
     }
     if (rc) {
+        cli_model_free(&m);
+        return rc;
+    }
+    if (m.cfg.task.type != CNN_TASK_CLASSIFY) {
+        rc = eval_task(&m, &ds, ckpt, data_name, (size_t)batch, json, min_acc);
+        cnn_dataset_free(&ds);
         cli_model_free(&m);
         return rc;
     }

@@ -78,6 +78,14 @@ static int run(int argc, char **argv)
         free(images);
         return rc;
     }
+    if (m.cfg.task.type != CNN_TASK_CLASSIFY) {
+        fprintf(stderr, "%s: error: this checkpoint learned task %s, not classes: score it "
+                "with 'cnn eval', or fine-tune a classifier from it with 'cnn finetune'\n",
+                ckpt, cnn_task_names[m.cfg.task.type]);
+        free(images);
+        cli_model_free(&m);
+        return CLI_EXIT_USAGE;
+    }
     const cnn_data_spec *d = &m.cfg.data;
     cnn_image_opts io = {d->input.c, d->work_h, d->work_w, (cnn_resize_mode)d->resize,
                          d->max_pixels};

@@ -41,6 +41,7 @@
 #include "finetune.h"
 #include "progress.h"
 #include "run.h"
+#include "task.h"
 
 #define MAX_SETS 64
 
@@ -144,6 +145,7 @@ static int write_text(const char *path, const char *text)
 }
 
 #define EXIT_INTERRUPTED 130     /* 128 + SIGINT, as shells report Ctrl-C */
+#define TASK_STREAM 0x7461736bu  /* cnn_rng_seed stream of the tasks' draws */
 
 /* ---- interruptions ------------------------------------------------------ */
 
@@ -451,17 +453,35 @@ typedef struct epoch_log {
 
 /* Append the epoch's line to both logs; returns 0, or 1 when log.jsonl
  * and 2 when log.csv could not be written (a full disk). */
+/* An accuracy for the logs: null (JSON) or empty (CSV) where the task
+ * scores none (NaN). */
+static void put_accuracy(FILE *f, double v, int json)
+{
+    if (isnan(v)) fputs(json ? "null" : "", f);
+    else fprintf(f, "%.6f", v);
+}
+
 static int log_epoch(FILE *jsonl, FILE *csv, const epoch_log *g, int has_val)
 {
     fprintf(jsonl, "{\"epoch\": %zu, \"lr\": %.6g, \"train_loss\": %.6f, "
-            "\"train_accuracy\": %.6f", g->epoch, g->lr, g->train_loss, g->train_acc);
-    if (has_val)
-        fprintf(jsonl, ", \"val_loss\": %.6f, \"val_accuracy\": %.6f", g->val_loss, g->val_acc);
+            "\"train_accuracy\": ", g->epoch, g->lr, g->train_loss);
+    put_accuracy(jsonl, g->train_acc, 1);
+    if (has_val) {
+        fprintf(jsonl, ", \"val_loss\": %.6f, \"val_accuracy\": ", g->val_loss);
+        put_accuracy(jsonl, g->val_acc, 1);
+    }
     fprintf(jsonl, ", \"seconds\": %.3f, \"images_per_s\": %.1f, \"data_wait_s\": %.3f}\n",
             g->seconds, g->images_per_s, g->data_wait);
-    fprintf(csv, "%zu,%.6g,%.6f,%.6f,", g->epoch, g->lr, g->train_loss, g->train_acc);
-    if (has_val) fprintf(csv, "%.6f,%.6f,", g->val_loss, g->val_acc);
-    else fprintf(csv, ",,");
+    fprintf(csv, "%zu,%.6g,%.6f,", g->epoch, g->lr, g->train_loss);
+    put_accuracy(csv, g->train_acc, 0);
+    fputc(',', csv);
+    if (has_val) {
+        fprintf(csv, "%.6f,", g->val_loss);
+        put_accuracy(csv, g->val_acc, 0);
+        fputc(',', csv);
+    } else {
+        fprintf(csv, ",,");
+    }
     fprintf(csv, "%.3f,%.1f,%.3f\n", g->seconds, g->images_per_s, g->data_wait);
     if (fflush(jsonl) || ferror(jsonl)) return 1;
     if (fflush(csv) || ferror(csv)) return 2;
@@ -832,6 +852,7 @@ static int train(const train_args *a, int *agreed)
     const size_t rank = cli_dist_rank(), nproc = cli_dist_size();
     cli_grad_sync *gsync = NULL;
     cnn_sync *bn_sync = NULL;
+    cli_task *tk = NULL;
 
     stop_signal = 0;
     /* Past a file size limit (ulimit -f), a write fails with EFBIG and the
@@ -860,7 +881,17 @@ static int train(const train_args *a, int *agreed)
     const cnn_train_spec *ts = &m.cfg.train;
     const cnn_early_stopping *es = &ts->early;
     const int plateau = ts->sched.type == CNN_SCHED_PLATEAU;
-    if ((rc = check_memory(a->max_memory, &m)) || (rc = cli_model_allocate(&m))) goto out;
+    const cnn_task_spec *task = &m.cfg.task;
+    const int classify = task->type == CNN_TASK_CLASSIFY;
+    if (!classify && nproc > 1) {
+        fprintf(stderr, "%s: error: task %s trains in one process only for now; data-parallel "
+                "training (mpirun) takes task classify\n", m.cfg.path, cnn_task_names[task->type]);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = check_memory(a->max_memory, &m)) || (rc = cli_model_allocate(&m))
+        || (rc = cli_task_check(&m)))
+        goto out;
     /* an unusable run directory fails now, not after loading the data */
     if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
     else if (a->resume) dir_of(a->resume, dir, sizeof dir);
@@ -869,7 +900,7 @@ static int train(const train_args *a, int *agreed)
     if ((rc = cli_load_train_val(&m.cfg, 1, &train_ds, &val_ds))) goto out;
     int has_val = val_ds.n > 0;
     size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
-    if (need > m.nclasses) {
+    if (classify && need > m.nclasses) {
         fprintf(stderr, "%s: error: the data has %zu classes but the output layer "
                 "'%s' has %zu units\n", m.cfg.path, need, cnn_net_output(m.net)->name,
                 m.nclasses);
@@ -889,7 +920,8 @@ static int train(const train_args *a, int *agreed)
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    if ((rc = cli_model_set_classes(&m, &train_ds))) goto out;
+    /* a pretext task ignores the labels: its outputs are no classes */
+    if (classify && (rc = cli_model_set_classes(&m, &train_ds))) goto out;
     const char *from = a->from ? a->from : a->finetune ? m.cfg.tune.from : NULL;
     if (a->finetune && !from) {
         rc = cli_usage_error("finetune", "no pretrained checkpoint: give --from CKPT or "
@@ -910,8 +942,11 @@ static int train(const train_args *a, int *agreed)
     cli_train_state st = {0, 0, -1.0, -1.0, NULL};
     run_state rs = {0};
     rs.watching = es->enabled || has_val;
-    rs.monitor = es->enabled ? es->monitor : CNN_MONITOR_VAL_ACCURACY;
-    rs.maximize = es->enabled ? es->maximize : 1;
+    /* best.cnn: the best validation accuracy, or loss where the task has none */
+    int by_loss = !cnn_task_has_accuracy(task);
+    rs.monitor = es->enabled ? es->monitor
+                 : by_loss ? CNN_MONITOR_VAL_LOSS : CNN_MONITOR_VAL_ACCURACY;
+    rs.maximize = es->enabled ? es->maximize : !by_loss;
     rs.min_delta = es->enabled ? es->min_delta : 0.0;
     rs.best = rs.maximize ? -INFINITY : INFINITY;
     cnn_plateau_init(&rs.plateau, &ts->sched, ts->optim.lr);
@@ -951,8 +986,13 @@ static int train(const train_args *a, int *agreed)
         .mean = m.mean, .std = m.std, .shuffle = 1, .seed = cnn_rng_seed(m.cfg.seed, 3),
         .augs = m.cfg.data.augs, .naugs = m.cfg.data.naugs,
         .threads = m.cfg.data.loader_threads, .part = rank, .parts = nproc,
+        .views = cli_task_views(task),
     };
     if ((rc = check_parts(&m.cfg, &lo, train_ds.n))) goto out;
+    if (!(tk = cli_task_create(&m, ts->batch))) {
+        rc = CLI_EXIT_RUNTIME;
+        goto out;
+    }
     if (!(opt = cnn_optim_create(m.net, &ts->optim, &e)) ||
         cnn_loader_init(&ld, &train_ds, &lo, &e)
         || (nproc > 1 && !(gsync = cli_grad_sync_create(m.net, ts->bucket_mb, &e)))
@@ -962,7 +1002,7 @@ static int train(const train_args *a, int *agreed)
     }
     if (a->resume && (rc = resume_optimizer(a->resume, &ck, opt, opt_step))) goto out;
     cnn_checkpoint_free(&ck);
-    labels = malloc(ts->batch * sizeof *labels);
+    labels = malloc(ts->batch * lo.views * sizeof *labels);   /* a label per view */
     /* rank 0 alone writes the logs; the others log to a null stream */
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     jsonl = fopen(rank == 0 ? path : "/dev/null", a->resume ? "a" : "w");
@@ -1036,7 +1076,8 @@ static int train(const train_args *a, int *agreed)
         g.lr = learning_rate(ts, &rs, &sp, (uint64_t)epoch * per_epoch, per_epoch);
         int interrupted = 0;
         double comm_before = cli_dist_seconds();
-        for (size_t got; !interrupted && (got = cnn_loader_next(&ld, m.net->x, labels));) {
+        for (size_t got; !interrupted
+                         && (got = cnn_loader_next(&ld, cli_task_loader_buffer(tk), labels));) {
             size_t hit = 0, total = ld.batch_total;
             float lr = learning_rate(ts, &rs, &sp, st.step, per_epoch);
             cnn_optim_perturb(opt);
@@ -1045,7 +1086,11 @@ static int train(const train_args *a, int *agreed)
              * moves on the same in every process */
             uint64_t shared_rng = m.net->rng;
             if (nproc > 1) m.net->rng = cnn_rng_seed(shared_rng, rank);
-            cnn_net_forward(m.net, got, 1);
+            /* context's patches: a draw of their own per step, so a resumed
+             * run cuts the same ones */
+            size_t rows = cli_task_prepare(tk, got, labels,
+                                           cnn_rng_seed(m.cfg.seed ^ st.step, TASK_STREAM), 0);
+            cnn_net_forward(m.net, rows, 1);
             double loss;
             if (nproc > 1) {
                 /* the whole batch's loss, hits and whether any process was
@@ -1060,8 +1105,10 @@ static int train(const train_args *a, int *agreed)
                 if (!isfinite(loss) && isfinite(local))
                     fprintf(stderr, "rank %zu: this process's loss is finite (%g)\n", rank,
                             local);
-            } else {
+            } else if (classify) {
                 loss = cnn_net_loss(m.net, labels, &hit);
+            } else {
+                loss = cli_task_loss(tk, got, 1, &hit);
             }
             if (!isfinite(loss)) {
                 cli_progress_end(&bar);
@@ -1095,7 +1142,8 @@ static int train(const train_args *a, int *agreed)
             if (nproc == 1) interrupted = stop_signal != 0;
             if (!interrupted)
                 cli_progress_update(&bar, seen, loss_sum / (double)seen,
-                                    (double)correct / (double)seen);
+                                    cnn_task_has_accuracy(task)
+                                        ? (double)correct / (double)seen : NAN);
         }
         cli_progress_end(&bar);
         if (interrupted) {
@@ -1121,14 +1169,16 @@ static int train(const train_args *a, int *agreed)
         g.images_per_s = g.seconds > 0 ? (double)(seen - seen_before) / g.seconds : 0;
         g.data_wait = ld.wait_seconds;
         g.train_loss = seen ? loss_sum / (double)seen : 0;
-        g.train_acc = seen ? (double)correct / (double)seen : 0;
+        g.train_acc = !cnn_task_has_accuracy(task) ? NAN
+                      : seen ? (double)correct / (double)seen : 0;
         double comm = cli_dist_seconds() - comm_before;
         size_t steps = ld.next_batch - batch0;
         if (nproc > 1) agree_on_weights(&m, opt, epoch + 1);
         if (has_val) {
             cli_score vs;
             if (nproc > 1) evaluate_shared(&m, &val_ds, &vs);
-            else cli_evaluate(&m, &val_ds, 1, NULL, &vs);
+            else if (classify) cli_evaluate(&m, &val_ds, 1, NULL, &vs);
+            else cli_task_evaluate(tk, &val_ds, &vs);
             g.val_loss = vs.loss;
             g.val_acc = vs.accuracy;
         }
@@ -1141,10 +1191,11 @@ static int train(const train_args *a, int *agreed)
             rc = CLI_EXIT_RUNTIME;
             goto out;
         }
-        fprintf(stderr, "epoch %zu/%zu  lr %.4g  loss %.4f  acc %.2f%%", g.epoch,
-                ts->epochs, g.lr, g.train_loss, 100 * g.train_acc);
-        if (has_val)
-            fprintf(stderr, "  val_loss %.4f  val_acc %.2f%%", g.val_loss, 100 * g.val_acc);
+        fprintf(stderr, "epoch %zu/%zu  lr %.4g  loss %.4f", g.epoch, ts->epochs, g.lr,
+                g.train_loss);
+        if (!isnan(g.train_acc)) fprintf(stderr, "  acc %.2f%%", 100 * g.train_acc);
+        if (has_val) fprintf(stderr, "  val_loss %.4f", g.val_loss);
+        if (has_val && !isnan(g.val_acc)) fprintf(stderr, "  val_acc %.2f%%", 100 * g.val_acc);
         fprintf(stderr, "  %.1fs  %.0f img/s  data wait %.1fs", g.seconds, g.images_per_s,
                 g.data_wait);
         if (nproc > 1 && steps)
@@ -1221,9 +1272,10 @@ static int train(const train_args *a, int *agreed)
     printf("%s: %zu epoch%s in %.1f s", m.cfg.name, epochs_run, epochs_run == 1 ? "" : "s",
            total);
     if (st.epoch != epochs_run) printf(" (%" PRIu64 " in all)", st.epoch);
-    printf("; train loss %.4f, train accuracy %.2f%%", r->train_loss, 100 * r->train_acc);
-    if (has_val)
-        printf("; val loss %.4f, val accuracy %.2f%%", r->val_loss, 100 * r->val_acc);
+    printf("; train loss %.4f", r->train_loss);
+    if (!isnan(r->train_acc)) printf(", train accuracy %.2f%%", 100 * r->train_acc);
+    if (has_val) printf("; val loss %.4f", r->val_loss);
+    if (has_val && !isnan(r->val_acc)) printf(", val accuracy %.2f%%", 100 * r->val_acc);
     if (rs.watching && rs.best_epoch)
         printf("; best %s %.4f at epoch %" PRIu64 "%s", cnn_monitor_names[rs.monitor], rs.best,
                rs.best_epoch, r == &rs.best_log ? " (restored)" : "");
@@ -1234,6 +1286,7 @@ out:
     catch_signals(0);
     cli_grad_sync_free(gsync);
     cli_dist_sync_free(bn_sync);
+    cli_task_free(tk);
     if (jsonl) fclose(jsonl);
     if (csv) fclose(csv);
     free(labels);

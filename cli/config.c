@@ -116,6 +116,8 @@ typedef struct parse {
     arena *mem;
     cnn_error *e;
     const char *path;           /* the file name for messages */
+    const char *lossonly;       /* the task's name when it scores no accuracy
+                                   (monitors must watch a loss), else NULL */
 } parse;
 
 /* One libyaml parser over a text: the config, or one --set value. */
@@ -2220,11 +2222,15 @@ static cnn_status finish_names(parse *p, model *m)
     return CNN_OK;
 }
 
-static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *ms)
+/* model.loss: each task trains with one loss; naming another is an error. */
+static const char *const loss_names[] = {"softmax_cross_entropy", "mse", "nt_xent"};
+static const int task_loss[CNN_TASK_COUNT] = {0, 1, 1, 0, 2};
+
+static cnn_status parse_model(parse *p, const sect *top, const cnn_task_spec *task,
+                              cnn_model_spec *ms)
 {
     static const char *const keys[] = {"layers", "loss", "label_smoothing", "blocks",
                                        "defaults"};
-    static const char *const losses[] = {"softmax_cross_entropy"};
     const range smoothing = {0, 1, 0, 1};
     sect s;
     int loss = 0;
@@ -2255,8 +2261,81 @@ static cnn_status parse_model(parse *p, const sect *top, cnn_model_spec *ms)
     ms->layers = m.specs;
     ms->nlayers = m.n;
     const node *lv = value_of(&s, "loss");
-    if (lv && (st = enum_value(p, lv, "model.loss", losses, 1, &loss))) return st;
-    return get_float(p, &s, "label_smoothing", 0.0f, smoothing, &ms->label_smoothing);
+    if (lv && (st = enum_value(p, lv, "model.loss", loss_names, 3, &loss))) return st;
+    int want = task_loss[task->type];
+    if (lv && loss != want)
+        return fail(p, lv, "model.loss is %s, but task %s trains with %s (leave model.loss "
+                    "out)", loss_names[loss], cnn_task_names[task->type], loss_names[want]);
+    if ((st = get_float(p, &s, "label_smoothing", 0.0f, smoothing, &ms->label_smoothing)))
+        return st;
+    if (ms->label_smoothing > 0 && want != 0)
+        return fail(p, value_of(&s, "label_smoothing"), "model.label_smoothing is for the "
+                    "softmax cross-entropy; task %s trains with %s",
+                    cnn_task_names[task->type], loss_names[want]);
+    return CNN_OK;
+}
+
+/* ---- task -------------------------------------------------------------- */
+
+const char *const cnn_task_names[CNN_TASK_COUNT] = {
+    "classify", "autoencoder", "colorization", "context", "contrastive",
+};
+
+/* task: a name, or {type: NAME, ...} with the task's own keys. Sets
+ * model.input to what the task feeds the network. */
+static cnn_status parse_task(parse *p, const sect *top, const cnn_data_spec *d,
+                             cnn_task_spec *t, cnn_shape *input)
+{
+    static const char *const keys[] = {"type", "patch", "gap", "jitter", "temperature"};
+    static const char *const context_keys[] = {"patch", "gap", "jitter"};
+    const range temperature = {0, 100, 1, 0};
+    const node *tv;
+    char name[128];
+    sect s;
+    int type = CNN_TASK_CLASSIFY;
+    cnn_status st;
+    *input = d->input;
+    memset(t, 0, sizeof *t);
+    if ((st = open_typed(p, top, "task", keys, 5, &s, &tv))) return st;
+    if (s.map && !tv) return required(p, &s, "type", " (one of classify, autoencoder, "
+                                      "colorization, context, contrastive)");
+    full_name(name, sizeof name, &s, "type");
+    if (tv && (st = enum_value(p, tv, s.map ? name : "task", cnn_task_names,
+                               CNN_TASK_COUNT, &type)))
+        return st;
+    t->type = type;
+    if (!cnn_task_has_accuracy(t)) p->lossonly = cnn_task_names[type];
+    for (size_t i = 0; i < 3; i++)
+        if (type != CNN_TASK_CONTEXT && (st = not_for(p, &s, context_keys[i], "type context",
+                                                      cnn_task_names[type])))
+            return st;
+    if (type != CNN_TASK_CONTRASTIVE
+        && (st = not_for(p, &s, "temperature", "type contrastive", cnn_task_names[type])))
+        return st;
+    if ((st = get_size(p, &s, "patch", 0, 1, 4096, &t->patch))
+        || (st = get_size(p, &s, "gap", 0, 0, 4096, &t->gap))
+        || (st = get_size(p, &s, "jitter", 0, 0, 4096, &t->jitter))
+        || (st = get_float(p, &s, "temperature", 0.5f, temperature, &t->temperature)))
+        return st;
+    if (type == CNN_TASK_COLORIZATION) {
+        if (d->input.c != 3)
+            return fail(p, tv, "task colorization needs colour images: data.input.channels "
+                        "must be 3, got %zu", d->input.c);
+        input->c = 1;
+    }
+    if (type == CNN_TASK_CONTEXT) {
+        if (!t->patch) return required(p, &s, "patch", " (the side of each patch, e.g. 9 "
+                                       "for 32x32 images)");
+        size_t side = 3 * t->patch + 2 * t->gap + 2 * t->jitter;
+        size_t small = d->input.h < d->input.w ? d->input.h : d->input.w;
+        if (side > small)
+            return fail(p, value_of(&s, "patch"), "task.patch %zu with gap %zu and jitter "
+                        "%zu needs images of at least %zux%zu (3 patches, 2 gaps, 2 jitters), "
+                        "but data.input is %zux%zu", t->patch, t->gap, t->jitter, side, side,
+                        d->input.h, d->input.w);
+        input->h = input->w = t->patch;
+    }
+    return CNN_OK;
 }
 
 /* ---- train ------------------------------------------------------------- */
@@ -2344,6 +2423,9 @@ static cnn_status parse_monitor(parse *p, const sect *s, const node *at,
     if (dv && (st = enum_value(p, dv, name, mode_names, 3, &mode))) return st;
     *mon = (cnn_monitor)m;
     int acc = m == CNN_MONITOR_VAL_ACCURACY || m == CNN_MONITOR_TRAIN_ACCURACY;
+    if (acc && p->lossonly)
+        return fail(p, mv, "%s.monitor is %s, but task %s scores no accuracy: monitor "
+                    "val_loss or train_loss", s->name, cnn_monitor_names[m], p->lossonly);
     *maximize = mode == 0 ? acc : mode == 2;
     if ((m == CNN_MONITOR_VAL_LOSS || m == CNN_MONITOR_VAL_ACCURACY) && !has_val_data(d))
         return fail(p, mv ? mv : at, "%s.monitor is %s%s, but the config has no validation "
@@ -2692,13 +2774,13 @@ static int valid_run_name(const char *s)
 
 static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
 {
-    static const char *const keys[] = {"name", "seed", "data", "model", "train",
+    static const char *const keys[] = {"name", "seed", "data", "task", "model", "train",
                                        "finetune"};
     sect top = {.map = root};
     const char *name;
     long seed;
     cnn_status st;
-    if ((st = check_keys(p, &top, keys, 6))
+    if ((st = check_keys(p, &top, keys, 7))
         || (st = get_string(p, &top, "name", &name))
         || (st = get_int(p, &top, "seed", 42, 0, LONG_MAX, &seed)))
         return st;
@@ -2708,13 +2790,15 @@ static cnn_status parse_top(parse *p, const node *root, cnn_config *cfg)
     if (!name && (st = default_name(p, &name))) return st;
     cfg->name = (char *)name;
     cfg->seed = (uint64_t)seed;
+    cnn_shape input;
     if ((st = parse_data(p, &top, &cfg->data))
-        || (st = parse_model(p, &top, &cfg->model))
+        || (st = parse_task(p, &top, &cfg->data, &cfg->task, &input))
+        || (st = parse_model(p, &top, &cfg->task, &cfg->model))
         || (st = parse_train(p, &top, &cfg->data, &cfg->train))
         || (st = parse_tune_train(p, &top, &cfg->train, &cfg->tune))
         || (st = parse_finetune(p, &top, &cfg->tune)))
         return st;
-    cfg->model.input = cfg->data.input;
+    cfg->model.input = input;
     return CNN_OK;
 }
 
@@ -2722,7 +2806,7 @@ static cnn_status check_root(parse *p, const node *root)
 {
     if (root->kind == NODE_MAP) return CNN_OK;
     return fail(p, root, "a config must be a mapping of sections (name, seed, data, "
-                "model, train, finetune), got %s", root->kind == NODE_SEQ ? "a list" : "one value");
+                "task, model, train, finetune), got %s", root->kind == NODE_SEQ ? "a list" : "one value");
 }
 
 /* Put name and seed at the top of the tree if the file left them out, so that

@@ -131,12 +131,51 @@ typedef struct cnn_tune_spec {
     size_t nreinit;
 } cnn_tune_spec;
 
+/* What the network learns (the top-level `task:`): classification from
+ * labels, or a pretext task that makes its own targets from the images. */
+typedef enum cnn_task_type {
+    CNN_TASK_CLASSIFY,           /* labels, softmax cross-entropy */
+    CNN_TASK_AUTOENCODER,        /* reconstruct the input, MSE */
+    CNN_TASK_COLORIZATION,       /* grey (L of Lab) in, the a/b channels out, MSE */
+    CNN_TASK_CONTEXT,            /* two patches in, their relative position (8 classes) */
+    CNN_TASK_CONTRASTIVE,        /* two augmented views per image, NT-Xent */
+    CNN_TASK_COUNT
+} cnn_task_type;
+
+extern const char *const cnn_task_names[CNN_TASK_COUNT];
+
+typedef struct cnn_task_spec {
+    int type;                    /* cnn_task_type */
+    size_t patch, gap, jitter;   /* context: cell side, pixels between cells,
+                                    largest shift of a patch */
+    float temperature;           /* contrastive */
+} cnn_task_spec;
+
+/* Network input rows per sample of a batch: 2 for the tasks that show the
+ * network two images of each sample (context's patches, contrastive's
+ * views), else 1. */
+static inline size_t cnn_task_rows(const cnn_task_spec *t)
+{
+    return t->type == CNN_TASK_CONTEXT || t->type == CNN_TASK_CONTRASTIVE ? 2 : 1;
+}
+
+/* Does the task score top-1 hits (classification, context, contrastive's
+ * partner retrieval)? The reconstruction tasks have only a loss. */
+static inline int cnn_task_has_accuracy(const cnn_task_spec *t)
+{
+    return t->type != CNN_TASK_AUTOENCODER && t->type != CNN_TASK_COLORIZATION;
+}
+
 typedef struct cnn_config {
     char *path;                  /* the name used in messages */
     char *name;                  /* run name (default: file name without .yaml) */
     uint64_t seed;
     cnn_data_spec data;
-    cnn_model_spec model;        /* layer specs point into memory owned here */
+    cnn_task_spec task;
+    cnn_model_spec model;        /* layer specs point into memory owned here;
+                                    model.input is what the task feeds the
+                                    network (data.input, or its grey channel,
+                                    or a context patch) */
     cnn_train_spec train;
     cnn_tune_spec tune;
     char *resolved;              /* the config as YAML text, overrides applied */

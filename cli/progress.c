@@ -3,6 +3,7 @@
  */
 #include "progress.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,8 +49,10 @@ void cli_progress_update(cli_progress *p, size_t done, double loss, double acc)
     size_t fill = (size_t)(frac * 30);
     for (size_t i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r\033[Kepoch %zu/%zu [%s] %3.0f%% ETA %s  loss %.4f  acc %.2f%%  %.0f img/s",
-            p->epoch, p->epochs, bar, 100 * frac, eta, loss, 100 * acc, rate);
+    fprintf(stderr, "\r\033[Kepoch %zu/%zu [%s] %3.0f%% ETA %s  loss %.4f", p->epoch,
+            p->epochs, bar, 100 * frac, eta, loss);
+    if (!isnan(acc)) fprintf(stderr, "  acc %.2f%%", 100 * acc);   /* NaN: none */
+    fprintf(stderr, "  %.0f img/s", rate);
     fflush(stderr);
 }
 

@@ -21,6 +21,7 @@ static int finish_model(cli_model *m, size_t batch, int allocate)
 {
     cnn_error e = {0};
     if (!batch) batch = m->cfg.train.batch;
+    batch *= cnn_task_rows(&m->cfg.task);   /* batch counts samples, the net rows */
     m->net = allocate == 2 ? cnn_net_create_inference(&m->cfg.model, batch, &e)
              : allocate ? cnn_net_create(&m->cfg.model, batch, &e)
              : cnn_net_plan(&m->cfg.model, batch, &e);

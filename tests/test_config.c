@@ -504,7 +504,7 @@ static void test_errors(void)
     EXPECT("name: a\n---\nname: b\n", 2, 1,
            "a config is one YAML document; a second one starts here");
     EXPECT("- data\n", 1, 1, "a config must be a mapping of sections (name, seed, data, "
-           "model, train, finetune), got a list");
+           "task, model, train, finetune), got a list");
 
     /* unknown keys */
     EXPECT(MINIMAL "traim:\n  epochs: 3\n", 6, 1,
@@ -514,7 +514,7 @@ static void test_errors(void)
     EXPECT(MINIMAL "train: {optimizer: {tpye: adam}}\n", 6, 21,
            "unknown key 'tpye' in train.optimizer; did you mean 'type'?");
     EXPECT(MINIMAL "optimizer: {lr: 1}\n", 6, 1, "unknown top-level key 'optimizer' "
-           "(allowed: name, seed, data, model, train, finetune)");
+           "(allowed: name, seed, data, task, model, train, finetune)");
     EXPECT(MINIMAL "train:\n  epoch: 3\n", 7, 3,
            "unknown key 'epoch' in train; did you mean 'epochs'?");
     EXPECT(MINIMAL "train:\n  speed: 3\n", 7, 3,
@@ -593,7 +593,7 @@ static void test_errors(void)
     EXPECT("data: {input: {channels: 1, height: 8, width: 8}}\nmodel: {loss: mse}\n", 2, 1,
            "model.layers is required");
     EXPECT(MINIMAL "  loss: mse\n", 6, 9,
-           "model.loss must be one of softmax_cross_entropy, got \"mse\"");
+           "model.loss is mse, but task classify trains with softmax_cross_entropy (leave model.loss out)");
 
     /* data */
     EXPECT("data:\n  input: {channels: 3, height: 8, width: 8}\n"

@@ -8,7 +8,7 @@ set -u
 CNN=${1:?usage: test_zoo.sh PATH/TO/cnn}
 . "$(dirname "$0")/lib.sh"
 
-for c in configs/*.yaml; do
+for c in configs/*.yaml configs/pretext/*.yaml; do
     if "$CNN" bench "$c" --batch 1 --steps 1 --threads 2 >"$tmp/out" 2>"$tmp/err" \
         && grep -q "^training step:" "$tmp/out"; then
         ok "$c: forward and backward on one image"

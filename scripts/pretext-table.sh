@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The transfer table of the pretext tasks (README, "Learning without
+# labels"): each pretext task of configs/pretext/ pretrains the same encoder
+# on the CIFAR-10 training images (its labels unused), then the encoder is
+# judged downstream, against a random encoder and one pretrained on
+# CIFAR-10's labels:
+#   - linear probe: the encoder frozen, a new linear classifier trained;
+#   - fine-tune: everything trained;
+# on CIFAR-10 (50,000 labelled training images, scored on the 10,000 test
+# images) and on the cats-vs-dogs photos with 100 labelled images per class
+# (catsdogs/train, scored on the 2,000 of catsdogs/test), all at 32x32.
+#
+#   scripts/pretext-table.sh [RUNS]     (default RUNS: runs/pretext)
+#
+# Every step writes its run folder under RUNS and is skipped when that
+# folder holds a finished run, so the script can be stopped and started
+# again (steps take minutes to an hour each on 2 cores). It prints the
+# table in Markdown at the end. Needs ../shared/datasets/{cifar10,catsdogs}
+# and the build in ./build (CNN=path/to/cnn to use another). SETS="k=v ..."
+# adds --set overrides to every run (a quick trial: SETS="train.epochs=1
+# data.train.limit=1000 data.val.limit=500").
+set -eu
+CNN=${CNN:-./build/cli/cnn}
+RUNS=${1:-runs/pretext}
+DATA=../shared/datasets
+THREADS=${THREADS:-2}
+for d in "$DATA/cifar10/train" "$DATA/catsdogs/train"; do
+    [ -d "$d" ] || { echo "pretext-table.sh: $d is missing" >&2; exit 1; }
+done
+mkdir -p "$RUNS"
+OVERRIDES=()
+for kv in ${SETS:-}; do OVERRIDES+=(--set "$kv"); done
+
+# run NAME CMD...: run a cnn command into $RUNS/NAME unless it finished
+# before; its wall time goes to $RUNS/NAME/seconds
+run() {
+    local name=$1; shift
+    [ -f "$RUNS/$name/seconds" ] && return 0
+    echo "== $name: $*" >&2
+    local start=$SECONDS
+    "$@" ${OVERRIDES[@]+"${OVERRIDES[@]}"} --out "$RUNS/$name" --threads "$THREADS" \
+        >"$RUNS/$name.out"
+    echo $((SECONDS - start)) >"$RUNS/$name/seconds"
+}
+
+# accuracy NAME DATA: test accuracy of $RUNS/NAME/last.cnn on DATA, in %
+accuracy() {
+    "$CNN" eval "$RUNS/$1/last.cnn" --data "$2" --json --threads "$THREADS" \
+        | python3 -c 'import json, sys; print("%.2f" % (100 * json.load(sys.stdin)["accuracy"]))'
+}
+
+PRETEXT="autoencoder colorization context contrastive supervised"
+for p in $PRETEXT; do
+    run "pretrain-$p" "$CNN" train "configs/pretext/$p.yaml"
+done
+
+# the downstream settings: CIFAR-10, or cats vs dogs with 100 per class
+# (limit 200 keeps every class's share: 100 each) and 2 outputs
+CATS=(--set "data.train.path=$DATA/catsdogs/train" --set data.train.limit=200
+      --set "data.val.path=$DATA/catsdogs/test" --set model.layers.6.dense.units=2
+      --set train.epochs=30 --set train.batch=32)
+# the colorization encoder reads one channel: its probes see grey images,
+# scaled to about [-1, 1] as its L input was
+GREY=(--set data.input.channels=1 --set 'data.normalize.mean=[0.5]'
+      --set 'data.normalize.std=[0.5]')
+
+for init in random $PRETEXT; do
+    extra=()
+    [ "$init" = colorization ] && extra=("${GREY[@]}")
+    for mode in probe finetune; do
+        sets=("${extra[@]}")
+        [ "$mode" = finetune ] && sets+=(--set train.trainable=all)
+        for task in cifar10 catsdogs; do
+            t=()
+            [ "$task" = catsdogs ] && t=("${CATS[@]}")
+            if [ "$init" = random ]; then
+                run "$task-$mode-$init" "$CNN" train configs/pretext/probe.yaml \
+                    "${sets[@]}" ${t[@]+"${t[@]}"}
+            else
+                run "$task-$mode-$init" "$CNN" finetune configs/pretext/probe.yaml \
+                    --from "$RUNS/pretrain-$init/last.cnn" "${sets[@]}" ${t[@]+"${t[@]}"}
+            fi
+        done
+    done
+done
+
+echo "| encoder | pretraining (wall) | CIFAR-10 linear probe | CIFAR-10 fine-tune | cats vs dogs, 100/class, linear probe | cats vs dogs, 100/class, fine-tune |"
+echo "|---|---|---|---|---|---|"
+for init in random $PRETEXT; do
+    if [ "$init" = random ]; then wall="none"
+    else wall="$(($(cat "$RUNS/pretrain-$init/seconds") / 60)) min"; fi
+    row="| $init | $wall"
+    for mode in probe finetune; do
+        row="$row | $(accuracy "cifar10-$mode-$init" "$DATA/cifar10/test")%"
+    done
+    for mode in probe finetune; do
+        row="$row | $(accuracy "catsdogs-$mode-$init" "$DATA/catsdogs/test")%"
+    done
+    echo "$row |"
+done
