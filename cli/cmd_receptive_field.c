@@ -122,7 +122,24 @@ static int run(int argc, char **argv)
         uint64_t rng = cnn_rng_seed(m.cfg.seed, 1);
         cnn_net_init(net, &rng);
     }
-    size_t n = (size_t)samples, per = cnn_shape_size(net->input);
+    /* a context network sees two patches per sample: every row is a sample
+     * here; a pair layer needs them in twos */
+    size_t n = net->max_batch, per = cnn_shape_size(net->input);
+    size_t pairs = cnn_net_output(net)->batch_div;
+    const cnn_shape d = m.cfg.data.input;
+    if (n % pairs || (from_data && (d.c != net->input.c || d.h != net->input.h
+                                    || d.w != net->input.w))) {
+        if (n % pairs)
+            fprintf(stderr, "%s: error: --samples must be a multiple of %zu for this network "
+                    "(its pair layers join samples in groups of %zu)\n", path, pairs, pairs);
+        else
+            fprintf(stderr, "%s: error: --from-data feeds whole %zux%zux%zu images, but task "
+                    "%s shows the network %zux%zux%zu inputs; leave --from-data out\n", path,
+                    d.c, d.h, d.w, cnn_task_names[m.cfg.task.type], net->input.c,
+                    net->input.h, net->input.w);
+        cli_model_free(&m);
+        return CLI_EXIT_USAGE;
+    }
     if (from_data) {
         cnn_dataset ds = {0};
         cnn_loader ld;
@@ -139,6 +156,7 @@ static int run(int argc, char **argv)
             return cli_report(&e);
         }
         n = cnn_loader_next(&ld, net->x, NULL);
+        n -= n % pairs;   /* a small dataset: whole pairs only */
         cnn_loader_free(&ld);
         cnn_dataset_free(&ds);
     } else {

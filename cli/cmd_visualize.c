@@ -34,6 +34,7 @@
 #include "cli.h"
 #include "plot.h"
 #include "run.h"
+#include "task.h"
 
 #define GAP 2                       /* pixels between tiles */
 #define MAX_CANVAS (16384 * 16384)  /* pixels */
@@ -217,10 +218,18 @@ static int draw_activations(cli_model *m, cnn_layer *l, const char *image,
         free(pixels);
         return cli_report(&e);
     }
-    cnn_center(pixels, d->input.c, d->work_h, d->work_w, m->net->x, d->input.h,
-               d->input.w, m->mean, m->std);
+    /* through the task's pairing: colorization's network sees the L
+     * channel, context's the image's centre patch (then a neighbour) */
+    cli_task *tk = cli_task_create(m, 1);
+    if (!tk) {
+        free(pixels);
+        return CLI_EXIT_RUNTIME;
+    }
+    cnn_center(pixels, d->input.c, d->work_h, d->work_w, cli_task_loader_buffer(tk),
+               d->input.h, d->input.w, m->mean, m->std);
     free(pixels);
-    cnn_net_forward(m->net, 1, 0);
+    cnn_net_forward(m->net, cli_task_prepare(tk, 1, NULL, m->cfg.seed, 0), 0);
+    cli_task_free(tk);
     const size_t C = l->out.c, H = l->out.h, W = l->out.w, plane = H * W;
     const size_t scale = o->scale ? o->scale : auto_scale(H > W ? H : W, 96);
     const size_t cols = o->cols ? o->cols : (size_t)ceil(sqrt((double)C));

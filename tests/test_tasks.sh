@@ -103,6 +103,22 @@ expect 2 "this checkpoint learned task context, not classes" \
 expect 2 "--min-accuracy: task autoencoder scores no accuracy" \
     "$CNN" eval "$tmp/run-autoencoder/last.cnn" --min-accuracy 0.5
 
+# the other commands take a task's input: colorization's grey channel,
+# context's patches (two rows per sample)
+for task in colorization context; do
+    "$CNN" visualize "$tmp/run-$task/last.cnn" --activations r1 --image "$tmp/val/day/000.bmp" \
+        --out "$tmp/act-$task.png" >"$tmp/out" 2>"$tmp/err" \
+        && grep -q "16 maps of $([ $task = context ] && echo 4x4 || echo 16x16)" "$tmp/out" \
+        && ok "visualize --activations of a $task network" \
+        || bad "visualize $task: $(cat "$tmp/out") $(tail -2 "$tmp/err")"
+done
+"$CNN" receptive-field "$tmp/context.yaml" --layer position --samples 3 >"$tmp/out" 2>"$tmp/err" \
+    && grep -q "6 random inputs" "$tmp/out" \
+    && ok "receptive-field of a context network: 2 patches per sample" \
+    || bad "receptive-field context: $(cat "$tmp/out") $(tail -2 "$tmp/err")"
+expect 2 "--from-data feeds whole 3x16x16 images, but task context shows the network 3x4x4 inputs" \
+    "$CNN" receptive-field "$tmp/context.yaml" --layer position --from-data
+
 # a classifier fine-tuned from the context encoder takes c1 and c2
 config probe classify "${ENCODER[@]}" "globalavgpool: {name: pool}" "dense: {name: fc, units: 2}" \
     | sed 's/^train:$/train:\n  trainable: head/' >"$tmp/probe.yaml"
