@@ -94,10 +94,14 @@ static int run(int argc, char **argv)
     }
     char mac[32];
     print_count(mac, sizeof mac, macs);
-    printf("total: %zu parameters (%.2f MiB), %s MACs per image, %.1f MiB of "
-           "activations for a training step at batch %zu\n", total,
-           (double)total * 4 / 1048576.0, mac,
-           (double)cnn_net_activation_bytes(net) / 1048576.0, net->max_batch);
+    size_t rows = cnn_task_rows(&m.cfg.task);
+    printf("total: %zu parameters (%.2f MiB), %s MACs per %s, %.1f MiB of "
+           "activations for a training step at batch %zu", total,
+           (double)total * 4 / 1048576.0, mac, rows > 1 ? "network input" : "image",
+           (double)cnn_net_activation_bytes(net) / 1048576.0, net->max_batch / rows);
+    if (rows > 1) printf(" (%zu network inputs: task %s shows %zu per image)", net->max_batch,
+                         cnn_task_names[m.cfg.task.type], rows);
+    printf("\n");
     free(rf);
     free(jump);
     cli_model_free(&m);
