@@ -7,7 +7,10 @@
 #
 # usage: scripts/bn-only.sh [EPOCHS] [THREADS]   (from the repository root;
 # BUILD=dir picks the build, default build; default 15 epochs, 2 threads)
+# Running it again skips the finished runs and resumes one that stopped
+# part way (scripts/lib/steps.sh).
 set -eu
+. "$(dirname "$0")/lib/steps.sh"
 epochs=${1:-15}
 threads=${2:-2}
 cnn=${BUILD:-build}/cli/cnn
@@ -18,14 +21,13 @@ mkdir -p runs/bn-only
 printf '| what trains | parameters trained | test accuracy | wall time |\n|---|---|---|---|\n'
 for what in all batchnorm head; do
     out=runs/bn-only/$what
-    start=$(date +%s)
-    "$cnn" train configs/cifar10-resnet20.yaml --threads "$threads" --out "$out" \
-        --set "train.epochs=$epochs" --set "train.trainable=$what" >"$out.log" 2>&1 \
-        || { echo "$0: the $what run failed, see $out.log" >&2; exit 1; }
-    secs=$(( $(date +%s) - start ))
-    count=$(sed -n 's/^trainable: [a-z]*: \([0-9]* of [0-9]*\) parameters train$/\1/p' "$out.log")
-    acc=$("$cnn" eval "$out/last.cnn" --data "$test_dir" --json --threads "$threads" \
-          2>/dev/null | sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p')
+    # the stages of the config would override train.trainable: one stage
+    step "$out" "$cnn" train configs/cifar10-resnet20.yaml --threads "$threads" \
+        --set "train.epochs=$epochs" --set "train.trainable=$what" --set train.stages= \
+        || exit 1
+    count=$(sed -n 's/^trainable: [a-z]*: \([0-9]* of [0-9]*\) parameters train$/\1/p' \
+            "$out.err" | tail -1)
     printf '| %s | %s | %s | %s s |\n' "$what" "${count:-all}" \
-        "$(awk -v a="$acc" 'BEGIN { printf "%.2f%%", 100 * a }')" "$secs"
+        "$(percent "$(accuracy "$cnn" "$out/last.cnn" "$test_dir" "$threads")")" \
+        "$(cat "$out/seconds")"
 done

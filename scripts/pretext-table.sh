@@ -12,10 +12,11 @@
 #
 #   scripts/pretext-table.sh [RUNS]     (default RUNS: runs/pretext)
 #
-# Every step writes its run folder under RUNS and is skipped when that
-# folder holds a finished run, so the script can be stopped and started
-# again (steps take minutes to an hour each on 2 cores). It prints the
-# table in Markdown at the end. Needs ../shared/datasets/{cifar10,catsdogs}
+# Every run writes its folder under RUNS; running the script again skips
+# the finished runs and resumes a run that stopped part way
+# (scripts/lib/steps.sh), so it can be stopped and started again (runs take
+# minutes to an hour each on 2 cores). It prints the table in Markdown at
+# the end. Needs ../shared/datasets/{cifar10,catsdogs}
 # and the build in ./build (CNN=path/to/cnn to use another). SETS="k=v ..."
 # adds --set overrides to every run (a quick trial: SETS="train.epochs=1
 # data.train.limit=1000 data.val.limit=500").
@@ -31,22 +32,17 @@ mkdir -p "$RUNS"
 OVERRIDES=()
 for kv in ${SETS:-}; do OVERRIDES+=(--set "$kv"); done
 
-# run NAME CMD...: run a cnn command into $RUNS/NAME unless it finished
-# before; its wall time goes to $RUNS/NAME/seconds
+. "$(dirname "$0")/lib/steps.sh"
+
+# run NAME CMD...: the run $RUNS/NAME (a step: skipped when finished)
 run() {
     local name=$1; shift
-    [ -f "$RUNS/$name/seconds" ] && return 0
-    echo "== $name: $*" >&2
-    local start=$SECONDS
-    "$@" ${OVERRIDES[@]+"${OVERRIDES[@]}"} --out "$RUNS/$name" --threads "$THREADS" \
-        >"$RUNS/$name.out"
-    echo $((SECONDS - start)) >"$RUNS/$name/seconds"
+    step "$RUNS/$name" "$@" ${OVERRIDES[@]+"${OVERRIDES[@]}"} --threads "$THREADS"
 }
 
-# accuracy NAME DATA: test accuracy of $RUNS/NAME/last.cnn on DATA, in %
-accuracy() {
-    "$CNN" eval "$RUNS/$1/last.cnn" --data "$2" --json --threads "$THREADS" \
-        | python3 -c 'import json, sys; print("%.2f" % (100 * json.load(sys.stdin)["accuracy"]))'
+# score NAME DATA: the test accuracy of $RUNS/NAME/last.cnn on DATA, in %
+score() {
+    percent "$(accuracy "$CNN" "$RUNS/$1/last.cnn" "$2" "$THREADS")"
 }
 
 PRETEXT="autoencoder colorization context contrastive supervised"
@@ -91,10 +87,10 @@ for init in random $PRETEXT; do
     else wall="$(($(cat "$RUNS/pretrain-$init/seconds") / 60)) min"; fi
     row="| $init | $wall"
     for mode in probe finetune; do
-        row="$row | $(accuracy "cifar10-$mode-$init" "$DATA/cifar10/test")%"
+        row="$row | $(score "cifar10-$mode-$init" "$DATA/cifar10/test")"
     done
     for mode in probe finetune; do
-        row="$row | $(accuracy "catsdogs-$mode-$init" "$DATA/catsdogs/test")%"
+        row="$row | $(score "catsdogs-$mode-$init" "$DATA/catsdogs/test")"
     done
     echo "$row |"
 done

@@ -9,9 +9,11 @@
 # Every run is scored on the 2,000 photos of catsdogs/test.
 #
 # usage: scripts/transfer-table.sh [THREADS]   (from the repository root;
-# reuses runs/cifar8-pretrain/best.cnn when it exists; BUILD=dir picks the
-# build, default build)
+# BUILD=dir picks the build, default build). Running it again skips the
+# finished runs (the pretraining included) and resumes one that stopped
+# part way (scripts/lib/steps.sh).
 set -eu
+. "$(dirname "$0")/lib/steps.sh"
 threads=${1:-2}
 cnn=${BUILD:-build}/cli/cnn
 test_dir=../shared/datasets/catsdogs/test
@@ -23,26 +25,16 @@ fi
 [ -x "$cnn" ] || { echo "$0: $cnn not found: build first" >&2; exit 1; }
 mkdir -p "$out"
 
+step runs/cifar8-pretrain "$cnn" train configs/cifar8-pretrain.yaml --threads "$threads" \
+    || exit 1
 pre=runs/cifar8-pretrain/best.cnn
-if [ ! -f "$pre" ]; then
-    echo "pretraining: $cnn train configs/cifar8-pretrain.yaml" >&2
-    start=$(date +%s)
-    "$cnn" train configs/cifar8-pretrain.yaml --threads "$threads" >&2
-    echo "pretraining took $(( $(date +%s) - start )) s" >&2
-fi
+echo "pretraining: $(cat runs/cifar8-pretrain/seconds) s" >&2
 
 # run NAME COMMAND...: train, score on catsdogs/test; prints "accuracy seconds"
 run() {
     local name=$1; shift
-    local start
-    start=$(date +%s)
-    "$@" --threads "$threads" --out "$out/$name" >"$out/$name.out" 2>"$out/$name.err" \
-        || { echo "$0: $name failed, see $out/$name.err" >&2; exit 1; }
-    local secs=$(( $(date +%s) - start ))
-    local acc
-    acc=$("$cnn" eval "$out/$name/last.cnn" --data "$test_dir" --json --threads "$threads" \
-          2>/dev/null | sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p')
-    echo "$acc $secs"
+    step "$out/$name" "$@" --threads "$threads" || exit 1
+    echo "$(accuracy "$cnn" "$out/$name/last.cnn" "$test_dir" "$threads") $(cat "$out/$name/seconds")"
 }
 
 # the same two stages (3 epochs at lr 0.05, 17 at 0.01) for all three; only
@@ -59,7 +51,6 @@ for limit in 0 200; do
     read -r a1 t1 <<<"$(run "scratch-$limit" "$cnn" train "$cfg" "$@" --set "$scratch")"
     read -r a2 t2 <<<"$(run "head-$limit" "$cnn" finetune "$cfg" --from "$pre" "$@" --set "$head")"
     read -r a3 t3 <<<"$(run "full-$limit" "$cnn" finetune "$cfg" --from "$pre" "$@")"
-    pct() { awk -v a="$1" 'BEGIN { printf "%.2f%%", 100 * a }'; }
-    printf '| %s | %s (%s s) | %s (%s s) | %s (%s s) |\n' "$label" "$(pct "$a1")" "$t1" \
-        "$(pct "$a2")" "$t2" "$(pct "$a3")" "$t3"
+    printf '| %s | %s (%s s) | %s (%s s) | %s (%s s) |\n' "$label" "$(percent "$a1")" "$t1" \
+        "$(percent "$a2")" "$t2" "$(percent "$a3")" "$t3"
 done
