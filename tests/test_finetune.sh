@@ -140,6 +140,19 @@ cmp -s "$tmp/res/last.cnn" "$tmp/st/last.cnn" && ok "staged fine-tune is determi
     || bad "staged fine-tune differs between runs"
 epochs=$(wc -l <"$tmp/st/log.jsonl")
 [ "$epochs" -eq 3 ] && ok "stages add up to 3 epochs" || bad "$epochs epochs logged"
+# the first stage alone, then --resume with both: the second stage starts
+# at the boundary with a fresh optimizer, as in the unbroken run
+one="train: {batch: 8, optimizer: {type: sgd, lr: 0.05, momentum: 0.9}, stages: [{epochs: 1, trainable: head, lr: 0.1}]}"
+net "$tmp/st1.yaml" 2 "[a, b]" "$one" "finetune: {drop: [fc]}"
+if "$CNN" finetune "$tmp/st1.yaml" --from "$pre" --threads 1 --out "$tmp/cut" >/dev/null 2>&1 \
+    && "$CNN" finetune "$tmp/st.yaml" --from "$pre" --threads 1 --out "$tmp/cut" \
+        --resume "$tmp/cut/last.cnn" >/dev/null 2>"$tmp/err" \
+    && grep -q "stage 2 of 2: epochs 2-3, lr 0.01" "$tmp/err" \
+    && python3 tests/ckpt_tensors.py close "$tmp/st/last.cnn" "$tmp/cut/last.cnn" 0 >/dev/null; then
+    ok "stage 1 alone, then --resume into stage 2: the unbroken run's weights exactly"
+else
+    bad "resume at a stage boundary: $(tail -3 "$tmp/err")"
+fi
 net "$tmp/bad.yaml" 2 "[a, b]" "train: {epochs: 5, stages: [{epochs: 1}, {epochs: 2}]}"
 expect 2 "train.epochs is 5 but the stages add up to 3 epochs" "$CNN" check "$tmp/bad.yaml"
 net "$tmp/bad.yaml" 2 "[a, b]" "train: {trainable: heads}"
