@@ -138,7 +138,7 @@ static int eval_task(cli_model *m, const cnn_dataset *ds, const char *ckpt,
         if (!isnan(s.accuracy))
             printf("accuracy %.2f%% (%s)\n", 100 * s.accuracy,
                    t->type == CNN_TASK_CONTEXT ? "relative position of the second patch"
-                   : "first view finds its second view among the batch");
+                   : "a view's nearest other view is its image's other view");
     }
     if (min_acc >= 0 && !(s.accuracy >= min_acc)) {
         fprintf(stderr, "cnn eval: accuracy %.4f is below --min-accuracy %.4f\n",

@@ -1143,7 +1143,8 @@ static int train(const train_args *a, int *agreed)
             if (!interrupted)
                 cli_progress_update(&bar, seen, loss_sum / (double)seen,
                                     cnn_task_has_accuracy(task)
-                                        ? (double)correct / (double)seen : NAN);
+                                        ? (double)correct / (double)(seen * lo.views)
+                                        : NAN);
         }
         cli_progress_end(&bar);
         if (interrupted) {
@@ -1170,7 +1171,7 @@ static int train(const train_args *a, int *agreed)
         g.data_wait = ld.wait_seconds;
         g.train_loss = seen ? loss_sum / (double)seen : 0;
         g.train_acc = !cnn_task_has_accuracy(task) ? NAN
-                      : seen ? (double)correct / (double)seen : 0;
+                      : seen ? (double)correct / (double)(seen * lo.views) : 0;
         double comm = cli_dist_seconds() - comm_before;
         size_t steps = ld.next_batch - batch0;
         if (nproc > 1) agree_on_weights(&m, opt, epoch + 1);

@@ -162,33 +162,6 @@ size_t cli_task_prepare(cli_task *t, size_t got, const int *labels, uint64_t see
     }
 }
 
-/* Rows 2i whose most similar other row (cosine) is row 2i + 1. */
-static size_t partners_found(const float *z, size_t got, size_t d)
-{
-    size_t hits = 0, rows = 2 * got;
-    for (size_t i = 0; i < rows; i += 2) {
-        const float *a = z + i * d;
-        double best = -INFINITY;
-        size_t at = 0;
-        for (size_t j = 0; j < rows; j++) {
-            if (j == i) continue;
-            const float *b = z + j * d;
-            double dot = 0, nb = 0;
-            for (size_t k = 0; k < d; k++) {
-                dot += (double)a[k] * b[k];
-                nb += (double)b[k] * b[k];
-            }
-            double cosine = dot / fmax(sqrt(nb), 1e-12);   /* |a| is common to all j */
-            if (cosine > best) {
-                best = cosine;
-                at = j;
-            }
-        }
-        hits += at == i + 1;
-    }
-    return hits;
-}
-
 double cli_task_loss(cli_task *t, size_t got, int grad, size_t *hits)
 {
     cnn_layer *o = cnn_net_output(t->m->net);
@@ -201,9 +174,8 @@ double cli_task_loss(cli_task *t, size_t got, int grad, size_t *hits)
         return cnn_loss_mse(o->y, t->target, got, t->out, dy);
     case CNN_TASK_CONTEXT:
         return cnn_loss_softmax_xent(o->y, t->labels, got, 8, 0, dy, hits);
-    case CNN_TASK_CONTRASTIVE:
-        *hits = partners_found(o->y, got, t->out);
-        return cnn_loss_nt_xent(o->y, 2 * got, t->out, t->spec->temperature, dy, NULL,
+    case CNN_TASK_CONTRASTIVE:   /* hits: views, two per sample */
+        return cnn_loss_nt_xent(o->y, 2 * got, t->out, t->spec->temperature, dy, hits,
                                 t->work);
     default:
         return NAN;
@@ -255,5 +227,6 @@ void cli_task_evaluate(cli_task *t, const cnn_dataset *ds, cli_score *s)
     if (!s->n) return;
     s->loss = loss_sum / (double)s->n;
     if (cnn_task_has_accuracy(t->spec))
-        s->accuracy = s->topk_accuracy = (double)s->correct / (double)s->n;
+        s->accuracy = s->topk_accuracy
+            = (double)s->correct / (double)(s->n * cli_task_views(t->spec));
 }

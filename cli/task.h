@@ -13,8 +13,8 @@
  *                 image (rows 2i, 2i+1); NT-Xent over the output rows
  *
  * Scores: top-1 accuracy for classify and context; for contrastive the
- * share of images whose first view finds its second as the most similar
- * other row of the batch; none for the reconstruction tasks (NaN).
+ * share of views whose most similar other view of the batch is the other
+ * view of their image; none for the reconstruction tasks (NaN).
  */
 #ifndef CNN_CLI_TASK_H
 #define CNN_CLI_TASK_H
@@ -49,8 +49,9 @@ size_t cli_task_prepare(cli_task *t, size_t got, const int *labels, uint64_t see
                         size_t first);
 
 /* After a forward pass of the prepared batch: its mean loss. Writes the
- * output gradient when `grad`; *hits gets the samples scored right (0 for
- * the reconstruction tasks). */
+ * output gradient when `grad`; *hits gets what was scored right: samples,
+ * or for contrastive views (cli_task_views per sample); 0 for the
+ * reconstruction tasks. */
 double cli_task_loss(cli_task *t, size_t got, int grad, size_t *hits);
 
 /* For `cnn bench`: random targets of the task's kind for `got` samples
