@@ -11,38 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "harness.h"
 #include "net.h"
 #include "rng.h"
 
-#define MAXL 16
-
-typedef struct builder {
-    cnn_layer_spec specs[MAXL];
-    cnn_opt opts[MAXL][4];
-    size_t n;
-} builder;
-
-static void add(builder *b, const char *name, const char *kind, const char *k1,
-                const char *v1, const char *k2, const char *v2)
-{
-    cnn_layer_spec *s = &b->specs[b->n];
-    cnn_opt *o = b->opts[b->n];
-    size_t no = 0;
-    if (k1) o[no++] = (cnn_opt){.key = k1, .text = v1};
-    if (k2) o[no++] = (cnn_opt){.key = k2, .text = v2};
-    *s = (cnn_layer_spec){.name = name, .kind = kind, .line = (int)b->n + 1, .col = 1};
-    s->opts.items = o;
-    s->opts.n = no;
-    b->n++;
-}
-
 /* A net with random inputs and a fixed output gradient, after one training
  * forward and backward. */
-static cnn_net *run(builder *b, cnn_shape in, size_t N, const char *const *frozen,
+static cnn_net *run(test_graph *b, cnn_shape in, size_t N, const char *const *frozen,
                     size_t nfrozen)
 {
-    cnn_model_spec m = {in, b->specs, b->n, 0};
+    cnn_model_spec m = test_graph_model(b, in);
     cnn_error e;
     cnn_net *net = cnn_net_create(&m, N, &e);
     CHECK_MSG(net, "cannot build: %s", e.msg);
@@ -90,22 +69,22 @@ static void compare(const char *what, cnn_net *a, cnn_net *b)
 
 /* conv (plan by input) -> batchnorm -> relu -> conv 1x1 -> batchnorm ->
  * globalavgpool -> dense */
-static void build_net(builder *b)
+static void build_net(test_graph *b)
 {
     b->n = 0;
-    add(b, "c1", "conv", "filters", "4", "kernel", "3");
-    add(b, "bn1", "batchnorm", NULL, NULL, NULL, NULL);
-    add(b, "r1", "relu", NULL, NULL, NULL, NULL);
-    add(b, "c2", "conv", "filters", "6", "kernel", "3");
-    add(b, "c3", "conv", "filters", "5", "kernel", "1");
-    add(b, "bn2", "batchnorm", NULL, NULL, NULL, NULL);
-    add(b, "gap", "globalavgpool", NULL, NULL, NULL, NULL);
-    add(b, "fc", "dense", "units", "3", NULL, NULL);
+    test_graph_add(b, "c1", "conv", NULL, NULL, "filters", "4", "kernel", "3");
+    test_graph_add(b, "bn1", "batchnorm", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(b, "r1", "relu", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(b, "c2", "conv", NULL, NULL, "filters", "6", "kernel", "3");
+    test_graph_add(b, "c3", "conv", NULL, NULL, "filters", "5", "kernel", "1");
+    test_graph_add(b, "bn2", "batchnorm", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(b, "gap", "globalavgpool", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(b, "fc", "dense", NULL, NULL, "units", "3", NULL, NULL);
 }
 
 static void test_freezing(cnn_shape in, size_t N, const char *plan)
 {
-    builder b;
+    test_graph b;
     build_net(&b);
     cnn_net *ref = run(&b, in, N, NULL, 0);
     if (!ref) return;
@@ -163,8 +142,8 @@ static void test_freezing(cnn_shape in, size_t N, const char *plan)
  * untouched, and dx = gamma * dy / sqrt(running_var + eps). */
 static void test_frozen_batchnorm(void)
 {
-    builder b = {0};
-    add(&b, "bn", "batchnorm", NULL, NULL, NULL, NULL);
+    test_graph b = {0};
+    test_graph_add(&b, "bn", "batchnorm", NULL, NULL, NULL, NULL, NULL, NULL);
     const cnn_shape in = {2, 3, 3};
     const size_t N = 4, S = 18, P = 9;
     cnn_model_spec m = {in, b.specs, 1, 0};

@@ -8,63 +8,35 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "graph.h"
 #include "harness.h"
 #include "net.h"
 #include "rng.h"
 
-#define MAXL 16
-
-typedef struct builder {
-    cnn_layer_spec specs[MAXL];
-    cnn_opt opts[MAXL][4];
-    const char *inputs[MAXL][2];
-    size_t n;
-} builder;
-
-/* Add a layer with up to two options ("key", "value") and up to one input. */
-static void add(builder *b, const char *name, const char *kind, const char *input,
-                const char *k1, const char *v1, const char *k2, const char *v2)
+static cnn_net *build(test_graph *b, cnn_shape in, size_t batch, cnn_error *e)
 {
-    cnn_layer_spec *s = &b->specs[b->n];
-    cnn_opt *o = b->opts[b->n];
-    size_t no = 0;
-    if (k1) o[no++] = (cnn_opt){.key = k1, .text = v1};
-    if (k2) o[no++] = (cnn_opt){.key = k2, .text = v2};
-    *s = (cnn_layer_spec){.name = name, .kind = kind, .line = (int)b->n + 10, .col = 5};
-    s->opts.items = o;
-    s->opts.n = no;
-    if (input) {
-        b->inputs[b->n][0] = input;
-        s->inputs = b->inputs[b->n];
-        s->ninputs = 1;
-    }
-    b->n++;
-}
-
-static cnn_net *build(builder *b, cnn_shape in, size_t batch, cnn_error *e)
-{
-    cnn_model_spec m = {in, b->specs, b->n, 0};
+    cnn_model_spec m = test_graph_model(b, in);
     cnn_error_clear(e);
     return cnn_net_create(&m, batch, e);
 }
 
 static void test_lenet(void)
 {
-    builder b = {0};
-    add(&b, "c1", "conv", NULL, "filters", "6", "kernel", "5");
+    test_graph b = {0};
+    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "6", "kernel", "5");
     b.opts[0][2] = (cnn_opt){.key = "pad", .text = "2"};
     b.specs[0].opts.n = 3;
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
-    add(&b, "c3", "conv", NULL, "filters", "16", "kernel", "5");
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
-    add(&b, NULL, "flatten", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "dense", NULL, "units", "120", 0, 0);
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "dense", NULL, "units", "84", 0, 0);
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, "out", "dense", NULL, "units", "10", 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "maxpool", NULL, NULL, "size", "2", 0, 0);
+    test_graph_add(&b, "c3", "conv", NULL, NULL, "filters", "16", "kernel", "5");
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "maxpool", NULL, NULL, "size", "2", 0, 0);
+    test_graph_add(&b, NULL, "flatten", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "dense", NULL, NULL, "units", "120", 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "dense", NULL, NULL, "units", "84", 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "out", "dense", NULL, NULL, "units", "10", 0, 0);
     cnn_error e;
     cnn_net *net = build(&b, (cnn_shape){1, 28, 28}, 4, &e);
     CHECK_MSG(net != NULL, "LeNet-5 does not build: %s", e.msg);
@@ -83,45 +55,45 @@ static void test_lenet(void)
 static void test_errors(void)
 {
     cnn_error e;
-    builder b = {0};
-    add(&b, NULL, "convv", NULL, 0, 0, 0, 0);
+    test_graph b = {0};
+    test_graph_add(&b, NULL, "convv", NULL, NULL, 0, 0, 0, 0);
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "unknown layer kind 'convv'; did you mean 'conv'?");
     CHECK(e.line == 10 && e.col == 5);
 
-    b = (builder){0};
-    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
-    add(&b, "b", "relu", "aa", 0, 0, 0, 0);
+    b = (test_graph){0};
+    test_graph_add(&b, "a", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "b", "relu", "aa", NULL, 0, 0, 0, 0);
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "layer 'b' names an input 'aa' that does not exist; did you mean 'a'?");
     CHECK(e.line == 11);
 
-    b = (builder){0};
-    add(&b, "a", "relu", "b", 0, 0, 0, 0);
-    add(&b, "b", "relu", "a", 0, 0, 0, 0);
+    b = (test_graph){0};
+    test_graph_add(&b, "a", "relu", "b", NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "b", "relu", "a", NULL, 0, 0, 0, 0);
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "the layers form a cycle through layer 'a'");
 
-    b = (builder){0};
-    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
-    add(&b, "b", "relu", "input", 0, 0, 0, 0);
+    b = (test_graph){0};
+    test_graph_add(&b, "a", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "b", "relu", "input", NULL, 0, 0, 0, 0);
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "the output of layer 'a' is not used");
 
-    b = (builder){0};
-    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
-    add(&b, "a", "relu", NULL, 0, 0, 0, 0);
+    b = (test_graph){0};
+    test_graph_add(&b, "a", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "a", "relu", NULL, NULL, 0, 0, 0, 0);
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "two layers are named 'a'");
 
-    b = (builder){0};
-    add(&b, "big", "conv", NULL, "filters", "2", "kernel", "5");
+    b = (test_graph){0};
+    test_graph_add(&b, "big", "conv", NULL, NULL, "filters", "2", "kernel", "5");
     CHECK(build(&b, (cnn_shape){1, 3, 3}, 1, &e) == NULL);
     CHECK_CONTAINS(e.msg, "big");
     CHECK(e.line == 10);
 
-    b = (builder){0};
-    add(&b, "c", "conv", NULL, "filters", "2", "kernl", "3");
+    b = (test_graph){0};
+    test_graph_add(&b, "c", "conv", NULL, NULL, "filters", "2", "kernl", "3");
     CHECK(build(&b, (cnn_shape){1, 8, 8}, 1, &e) == NULL);
     CHECK(e.status == CNN_ERR_CONFIG);
 }
@@ -136,13 +108,13 @@ static double net_loss(cnn_net *net, const int *labels, size_t n)
 
 static void test_whole_net_gradient(void)
 {
-    builder b = {0};
-    add(&b, NULL, "conv", NULL, "filters", "3", "kernel", "3");
-    add(&b, NULL, "batchnorm", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "maxpool", NULL, "size", "2", 0, 0);
-    add(&b, NULL, "dropout", NULL, "rate", "0.2", 0, 0);
-    add(&b, NULL, "dense", NULL, "units", "4", 0, 0);
+    test_graph b = {0};
+    test_graph_add(&b, NULL, "conv", NULL, NULL, "filters", "3", "kernel", "3");
+    test_graph_add(&b, NULL, "batchnorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "maxpool", NULL, NULL, "size", "2", 0, 0);
+    test_graph_add(&b, NULL, "dropout", NULL, NULL, "rate", "0.2", 0, 0);
+    test_graph_add(&b, NULL, "dense", NULL, NULL, "units", "4", 0, 0);
     cnn_error e;
     size_t n = 3;
     cnn_net *net = build(&b, (cnn_shape){2, 6, 6}, n, &e);
@@ -187,13 +159,13 @@ static void test_whole_net_gradient(void)
  * 1x1 convolution and a batch norm, and the whole thing differentiates. */
 static void test_projection(void)
 {
-    builder b = {0};
-    add(&b, "c", "conv", NULL, "filters", "4", "kernel", "3");
+    test_graph b = {0};
+    test_graph_add(&b, "c", "conv", NULL, NULL, "filters", "4", "kernel", "3");
     b.opts[0][2] = (cnn_opt){.key = "stride", .text = "2"};
     b.opts[0][3] = (cnn_opt){.key = "pad", .text = "1"};
     b.specs[0].opts.n = 4;
-    add(&b, "bn", "batchnorm", NULL, 0, 0, 0, 0);
-    add(&b, "sum", "add", NULL, "project", "true", 0, 0);
+    test_graph_add(&b, "bn", "batchnorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "sum", "add", NULL, NULL, "project", "true", 0, 0);
     const char *two[2] = {"bn", "input"};
     b.specs[2].inputs = two;
     b.specs[2].ninputs = 2;
@@ -211,7 +183,7 @@ static void test_projection(void)
     CHECK(sum && !strcmp(sum->input_names[1], "sum.proj_bn"));
     cnn_net_free(net);
 
-    cnn_model_spec m = {(cnn_shape){2, 7, 7}, b.specs, b.n, 0};
+    cnn_model_spec m = test_graph_model(&b, (cnn_shape){2, 7, 7});
     gradcheck_opts o = {.batch = 2, .training = 1, .tol = 2e-2};
     CHECK(gradcheck_model(&m, &o) == 0);
 
@@ -235,10 +207,10 @@ static void test_projection(void)
  * printed what was left after the wrap. */
 static void test_plan_overflow(void)
 {
-    builder b = {0};
+    test_graph b = {0};
     cnn_error e;
-    for (int i = 0; i < 12; i++) add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    cnn_model_spec m = {{1u << 10, 1u << 16, 1u << 16}, b.specs, b.n, 0};
+    for (int i = 0; i < 12; i++) test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    cnn_model_spec m = test_graph_model(&b, (cnn_shape){1u << 10, 1u << 16, 1u << 16});
     cnn_error_clear(&e);
     cnn_net *net = cnn_net_plan(&m, 16, &e);             /* 2^46 floats each */
     CHECK_MSG(net != NULL, "%s", e.msg);
@@ -263,16 +235,16 @@ static void test_plan_overflow(void)
  * from 1 for every layer: O(n^3), half an hour). */
 static void test_generated_names(void)
 {
-    builder b = {0};
+    test_graph b = {0};
     cnn_error e;
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, "relu2", "relu", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "sigmoid", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    add(&b, "sigmoid3", "sigmoid", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "sigmoid", NULL, 0, 0, 0, 0);
-    add(&b, NULL, "relu", NULL, 0, 0, 0, 0);
-    cnn_model_spec m = {{1, 2, 2}, b.specs, b.n, 0};
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "relu2", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "sigmoid", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "sigmoid3", "sigmoid", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "sigmoid", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, NULL, "relu", NULL, NULL, 0, 0, 0, 0);
+    cnn_model_spec m = test_graph_model(&b, (cnn_shape){1, 2, 2});
     cnn_error_clear(&e);
     cnn_net *net = cnn_net_plan(&m, 1, &e);
     static const char *const want[] = {"relu1", "relu2", "sigmoid1", "relu3",
@@ -304,25 +276,25 @@ static void test_generated_names(void)
  * backward leaves everything alone. */
 static void test_inference_net(void)
 {
-    builder b = {0};
-    add(&b, "c1", "conv", NULL, "filters", "8", "kernel", "3");
+    test_graph b = {0};
+    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "8", "kernel", "3");
     b.opts[0][2] = (cnn_opt){.key = "pad", .text = "1"};
     b.specs[0].opts.n = 3;
-    add(&b, "bn1", "batchnorm", NULL, 0, 0, 0, 0);
-    add(&b, "r1", "relu", NULL, 0, 0, 0, 0);
-    add(&b, "c2", "conv", "r1", "filters", "8", "kernel", "3");
+    test_graph_add(&b, "bn1", "batchnorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "r1", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "c2", "conv", "r1", NULL, "filters", "8", "kernel", "3");
     b.opts[3][2] = (cnn_opt){.key = "pad", .text = "1"};
     b.specs[3].opts.n = 3;
-    add(&b, "c3", "conv", "r1", "filters", "8", "kernel", "1");
-    add(&b, "sum", "add", NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "c3", "conv", "r1", NULL, "filters", "8", "kernel", "1");
+    test_graph_add(&b, "sum", "add", NULL, NULL, 0, 0, 0, 0);
     const char *two[2] = {"c2", "c3"};
     b.specs[5].inputs = two;
     b.specs[5].ninputs = 2;
-    add(&b, "ln", "layernorm", NULL, 0, 0, 0, 0);
-    add(&b, "mp", "maxpool", NULL, "size", "2", 0, 0);
-    add(&b, "dr", "dropout", NULL, "rate", "0.5", 0, 0);
-    add(&b, "fc", "dense", NULL, "units", "5", 0, 0);
-    cnn_model_spec m = {(cnn_shape){3, 8, 16}, b.specs, b.n, 0};
+    test_graph_add(&b, "ln", "layernorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "mp", "maxpool", NULL, NULL, "size", "2", 0, 0);
+    test_graph_add(&b, "dr", "dropout", NULL, NULL, "rate", "0.5", 0, 0);
+    test_graph_add(&b, "fc", "dense", NULL, NULL, "units", "5", 0, 0);
+    cnn_model_spec m = test_graph_model(&b, (cnn_shape){3, 8, 16});
     cnn_error e = {0};
     const size_t N = 6;
     cnn_net *train = cnn_net_create(&m, N, &e);

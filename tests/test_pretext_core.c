@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "graph.h"
 #include "harness.h"
 #include "loss.h"
 #include "net.h"
@@ -209,49 +210,14 @@ static void test_nt_xent_all_equal(void)
 
 /* ---- the pair layer ---- */
 
-#define MAXL 8
-
-/* A model spec with storage for its strings. */
-typedef struct graph {
-    cnn_layer_spec specs[MAXL];
-    cnn_opt opts[MAXL][3];
-    const char *inputs[MAXL][2];
-    size_t n;
-} graph;
-
-/* Add a layer: in0 and in1 name its inputs (NULL: the previous layer /
- * none); k1=v1 and k2=v2 are options (NULL: none). */
-static void add_layer(graph *g, const char *name, const char *kind, const char *in0,
-                      const char *in1, const char *k1, const char *v1,
-                      const char *k2, const char *v2)
-{
-    const size_t i = g->n++;
-    cnn_layer_spec *s = &g->specs[i];
-    *s = (cnn_layer_spec){.name = name, .kind = kind, .line = (int)i + 2, .col = 3};
-    g->inputs[i][0] = in0;
-    g->inputs[i][1] = in1;
-    if (in0) {
-        s->inputs = g->inputs[i];
-        s->ninputs = in1 ? 2 : 1;
-    }
-    s->opts.items = g->opts[i];
-    if (k1) g->opts[i][s->opts.n++] = (cnn_opt){.key = k1, .text = v1};
-    if (k2) g->opts[i][s->opts.n++] = (cnn_opt){.key = k2, .text = v2};
-}
-
-static cnn_model_spec model_of(const graph *g, cnn_shape in)
-{
-    return (cnn_model_spec){in, g->specs, g->n, 0};
-}
-
 /* pair alone on [4][2][1][2] = 0..15: output sample m holds sample 2m's
  * two channels, then sample 2m+1's. */
 static void test_pair_layout(void)
 {
     enum { N = 4, C = 2, HW = 2 };
-    graph g = {0};
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    cnn_model_spec m = model_of(&g, (cnn_shape){C, 1, HW});
+    test_graph g = {0};
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    cnn_model_spec m = test_graph_model(&g, (cnn_shape){C, 1, HW});
     cnn_error e = {0};
     cnn_net *net = cnn_net_create(&m, N, &e);
     CHECK_MSG(net, "pair alone does not build: %s", e.msg);
@@ -293,13 +259,13 @@ static void test_pair_layout(void)
  * a batch-4 plan) is not the pass's and must not be reported. */
 static void test_pair_batches(void)
 {
-    graph g = {0};
-    add_layer(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
+    test_graph g = {0};
+    test_graph_add(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
     g.opts[0][2] = (cnn_opt){.key = "pad", .text = "1"};
     g.specs[0].opts.n = 3;
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "d", "dense", NULL, NULL, "units", "3", NULL, NULL);
-    cnn_model_spec m = model_of(&g, (cnn_shape){2, 3, 3});
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "d", "dense", NULL, NULL, "units", "3", NULL, NULL);
+    cnn_model_spec m = test_graph_model(&g, (cnn_shape){2, 3, 3});
     cnn_error e = {0};
     cnn_net *net = cnn_net_create(&m, 4, &e);
     CHECK_MSG(net, "conv -> pair -> dense does not build: %s", e.msg);
@@ -348,9 +314,9 @@ static void test_pair_batches(void)
     cnn_net_free(net);
 }
 
-static void grad_net(const graph *g, cnn_shape in, size_t batch)
+static void grad_net(const test_graph *g, cnn_shape in, size_t batch)
 {
-    cnn_model_spec m = model_of(g, in);
+    cnn_model_spec m = test_graph_model(g, in);
     gradcheck_opts o = {0};
     o.batch = batch;
     o.training = 1;   /* backward follows a training forward (conv's saved columns) */
@@ -362,26 +328,26 @@ static void grad_net(const graph *g, cnn_shape in, size_t batch)
 
 static void test_pair_grad(void)
 {
-    graph g = {0};   /* conv -> pair -> dense: 4 samples in, 2 out */
-    add_layer(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "d", "dense", NULL, NULL, "units", "3", NULL, NULL);
+    test_graph g = {0};   /* conv -> pair -> dense: 4 samples in, 2 out */
+    test_graph_add(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "d", "dense", NULL, NULL, "units", "3", NULL, NULL);
     grad_net(&g, (cnn_shape){2, 4, 4}, 4);
 
-    graph g2 = {0};  /* two pair layers: 8 samples in, 2 out; batchnorm on 4 */
-    add_layer(&g2, "c", "conv", NULL, NULL, "filters", "2", "kernel", "1");
-    add_layer(&g2, "p1", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g2, "bn", "batchnorm", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g2, "p2", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g2, "d", "dense", NULL, NULL, "units", "2", NULL, NULL);
+    test_graph g2 = {0};  /* two pair layers: 8 samples in, 2 out; batchnorm on 4 */
+    test_graph_add(&g2, "c", "conv", NULL, NULL, "filters", "2", "kernel", "1");
+    test_graph_add(&g2, "p1", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g2, "bn", "batchnorm", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g2, "p2", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g2, "d", "dense", NULL, NULL, "units", "2", NULL, NULL);
     grad_net(&g2, (cnn_shape){1, 2, 2}, 8);
 
-    graph g3 = {0};  /* a branch after pair: its batch is the pair's */
-    add_layer(&g3, "c", "conv", NULL, NULL, "filters", "2", "kernel", "1");
-    add_layer(&g3, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g3, "a", "conv", "p", NULL, "filters", "4", "kernel", "1");
-    add_layer(&g3, "s", "add", "p", "a", NULL, NULL, NULL, NULL);
-    add_layer(&g3, "d", "dense", NULL, NULL, "units", "2", NULL, NULL);
+    test_graph g3 = {0};  /* a branch after pair: its batch is the pair's */
+    test_graph_add(&g3, "c", "conv", NULL, NULL, "filters", "2", "kernel", "1");
+    test_graph_add(&g3, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g3, "a", "conv", "p", NULL, "filters", "4", "kernel", "1");
+    test_graph_add(&g3, "s", "add", "p", "a", NULL, NULL, NULL, NULL);
+    test_graph_add(&g3, "d", "dense", NULL, NULL, "units", "2", NULL, NULL);
     grad_net(&g3, (cnn_shape){1, 2, 3}, 4);
 }
 
@@ -389,13 +355,13 @@ static void test_pair_grad(void)
  * what the training net gives in evaluation mode. */
 static void test_pair_inference(void)
 {
-    graph g = {0};
-    add_layer(&g, "c", "conv", NULL, NULL, "filters", "3", "kernel", "3");
-    add_layer(&g, "r", "relu", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "c2", "conv", NULL, NULL, "filters", "2", "kernel", "1");
-    add_layer(&g, "d", "dense", NULL, NULL, "units", "4", NULL, NULL);
-    cnn_model_spec m = model_of(&g, (cnn_shape){2, 5, 5});
+    test_graph g = {0};
+    test_graph_add(&g, "c", "conv", NULL, NULL, "filters", "3", "kernel", "3");
+    test_graph_add(&g, "r", "relu", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "c2", "conv", NULL, NULL, "filters", "2", "kernel", "1");
+    test_graph_add(&g, "d", "dense", NULL, NULL, "units", "4", NULL, NULL);
+    cnn_model_spec m = test_graph_model(&g, (cnn_shape){2, 5, 5});
     cnn_error e = {0};
     cnn_net *train = cnn_net_create(&m, 6, &e);
     cnn_net *inf = cnn_net_create_inference(&m, 6, &e);
@@ -417,11 +383,11 @@ static void test_pair_inference(void)
 /* pair is a 1x1 window of stride 1: 3x3 conv, pair, 3x3 conv sees 5x5. */
 static void test_pair_receptive_field(void)
 {
-    graph g = {0};
-    add_layer(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "c2", "conv", NULL, NULL, "filters", "2", "kernel", "3");
-    cnn_model_spec m = model_of(&g, (cnn_shape){1, 8, 8});
+    test_graph g = {0};
+    test_graph_add(&g, "c", "conv", NULL, NULL, "filters", "2", "kernel", "3");
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "c2", "conv", NULL, NULL, "filters", "2", "kernel", "3");
+    cnn_model_spec m = test_graph_model(&g, (cnn_shape){1, 8, 8});
     cnn_error e = {0};
     cnn_net *net = cnn_net_plan(&m, 2, &e);
     CHECK_MSG(net, "pair net does not plan: %s", e.msg);
@@ -439,12 +405,12 @@ static void test_pair_mixed_batches(void)
 {
     const char *const kinds[2] = {"add", "concat"};
     for (size_t k = 0; k < 2; k++) {
-        graph g = {0};
-        add_layer(&g, "a", "conv", NULL, NULL, "filters", "2", "kernel", "1");
-        add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-        add_layer(&g, "b", "conv", "input", NULL, "filters", "4", "kernel", "1");
-        add_layer(&g, "s", kinds[k], "p", "b", NULL, NULL, NULL, NULL);
-        cnn_model_spec m = model_of(&g, (cnn_shape){1, 3, 3});
+        test_graph g = {0};
+        test_graph_add(&g, "a", "conv", NULL, NULL, "filters", "2", "kernel", "1");
+        test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+        test_graph_add(&g, "b", "conv", "input", NULL, "filters", "4", "kernel", "1");
+        test_graph_add(&g, "s", kinds[k], "p", "b", NULL, NULL, NULL, NULL);
+        cnn_model_spec m = test_graph_model(&g, (cnn_shape){1, 3, 3});
         cnn_error e = {0};
         cnn_net *net = cnn_net_create(&m, 4, &e);
         CHECK_MSG(!net, "%s of a pair and a layer before it builds", kinds[k]);
@@ -454,15 +420,15 @@ static void test_pair_mixed_batches(void)
                  "'b' has batch N (each pair layer halves the batch); the inputs of a "
                  "layer must have the same number of samples", kinds[k]);
         CHECK_CONTAINS(e.msg, want);
-        CHECK_MSG(e.line == 5 && e.col == 3, "error at %d:%d, expected 5:3", e.line, e.col);
+        CHECK_MSG(e.line == 13 && e.col == 5, "error at %d:%d, expected 13:5", e.line, e.col);
     }
     /* N/4 against N/2: the pair of a pair beside a pair */
-    graph g = {0};
-    add_layer(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "pp", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
-    add_layer(&g, "q", "conv", "p", NULL, "filters", "4", "kernel", "1");
-    add_layer(&g, "s", "concat", "q", "pp", NULL, NULL, NULL, NULL);
-    cnn_model_spec m = model_of(&g, (cnn_shape){1, 2, 2});
+    test_graph g = {0};
+    test_graph_add(&g, "p", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "pp", "pair", NULL, NULL, NULL, NULL, NULL, NULL);
+    test_graph_add(&g, "q", "conv", "p", NULL, "filters", "4", "kernel", "1");
+    test_graph_add(&g, "s", "concat", "q", "pp", NULL, NULL, NULL, NULL);
+    cnn_model_spec m = test_graph_model(&g, (cnn_shape){1, 2, 2});
     cnn_error e = {0};
     cnn_net *net = cnn_net_create(&m, 8, &e);
     CHECK(!net);
