@@ -23,10 +23,6 @@ CNN=${1:?usage: test_faults.sh PATH/TO/cnn}
 . "$(dirname "$0")/lib.sh"
 
 # --- data: IDX files, random pixels, labels 0 1 2 3 4 0 1 ... ---------------
-be32() {
-    printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
-    printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
-}
 idx() {   # PREFIX N: PREFIX.images (N x 16 x 16) and PREFIX.labels
     { be32 2051; be32 "$2"; be32 16; be32 16; head -c $(($2 * 256)) /dev/urandom; } >"$1.images"
     { be32 2049; be32 "$2"

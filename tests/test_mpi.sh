@@ -26,10 +26,6 @@ BUILD=${2:?usage: test_mpi.sh PATH/TO/cnn mpi|plain}
 . "$(dirname "$0")/lib.sh"
 
 # --- data: IDX files of random pixels and labels 0..4 -----------------------
-be32() {
-    printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
-    printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
-}
 # N bytes below MAX, the same on every run (seeded by NAME's last part)
 bytes() {   # N MAX NAME
     python3 -c 'import random, sys
@@ -158,16 +154,6 @@ train1 --out "$tmp/r12" --set train.epochs=1 && train2 --resume "$tmp/r12/last.c
     && close "$tmp/one/last.cnn" "$tmp/r12/last.cnn" 1e-5 >"$tmp/close" \
     && ok "1 process for epoch 1, --resume with 2: the same weights" \
     || bad "1 then 2: $(tail -3 "$tmp/err") $(grep FAR "$tmp/close" | head -3)"
-
-# wait_for PATTERN FILE PID: until FILE has a line matching PATTERN (1 if PID ends first)
-wait_for() {
-    for _ in $(seq 1 1200); do
-        grep -q "$1" "$2" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 # Ctrl-C: mpirun passes it on as SIGTERM, about 2 s later (Open MPI 4.1);
 # every process stops after the same step (they agree on it in the step's

@@ -9,12 +9,6 @@ CNN=${1:?usage: test_plot.sh PATH/TO/cnn}
 . "$(dirname "$0")/lib.sh"
 
 
-# png_size FILE: "WIDTH HEIGHT" from the IHDR chunk (bytes 16-23, big-endian)
-png_size() {
-    od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4,
-                                             $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'
-}
-
 # plot_ok NAME DIR [ARGS...]: cnn plot DIR succeeds and writes a 960x420 PNG
 plot_ok() {
     local name=$1 dir=$2 png=$2/curves.png; shift 2

@@ -12,31 +12,6 @@ MAKE=${2:?usage: test_restore.sh PATH/TO/cnn PATH/TO/make_image_fixtures}
 case $CNN in /*) ;; *) CNN=$PWD/$CNN ;; esac
 . "$(dirname "$0")/lib.sh"
 
-# png_size FILE: "WIDTH HEIGHT" from the IHDR chunk (bytes 16-23, big-endian)
-png_size() {
-    od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4,
-                                             $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'
-}
-
-# png_is NAME FILE "W H": FILE is a PNG of that size
-png_is() {
-    local size
-    size=$(png_size "$2" 2>/dev/null)
-    if [ "$(head -c 8 "$2" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] \
-        && [ "$size" = "$3" ]; then
-        ok "$1: a $3 PNG"
-    else
-        bad "$1: '$2' size '$size' (want '$3')"
-    fi
-}
-
-# run_ok NAME CMD...: CMD succeeds (its stdout in $tmp/out)
-run_ok() {
-    local name=$1; shift
-    if "$@" >"$tmp/out" 2>"$tmp/err"; then ok "$name"
-    else bad "$name: exit $?: $(tail -3 "$tmp/err")"; fi
-}
-
 fx=$tmp/fx
 mkdir -p "$fx"
 "$MAKE" "$fx" >/dev/null || { bad "make_image_fixtures failed"; finish restore; }

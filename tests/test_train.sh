@@ -14,10 +14,6 @@ CNN=${1:?usage: test_train.sh PATH/TO/cnn}
 . "$(dirname "$0")/lib.sh"
 
 # --- data: IDX files of random pixels and labels 0..4 -----------------------
-be32() {
-    printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
-    printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
-}
 idx() {   # PREFIX N: PREFIX.images (N x 16 x 16) and PREFIX.labels
     { be32 2051; be32 "$2"; be32 16; be32 16; head -c $(($2 * 256)) /dev/urandom; } >"$1.images"
     { be32 2049; be32 "$2"
@@ -65,16 +61,6 @@ full="$tmp/full.yaml"
 config "$full" "{type: plateau, monitor: train_loss, patience: 0, threshold: 0.5, factor: 0.5}" \
     "$opt" "early_stopping: {monitor: val_loss, patience: 5, restore_best: true}" \
     "weight_noise: 0.01" "clip_grad_norm: 5"
-
-# wait_for PATTERN FILE PID: until FILE has a line matching PATTERN (1 if PID ends first)
-wait_for() {
-    for _ in $(seq 1 2400); do
-        grep -q "$1" "$2" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 lr_column() { sed 's/.*"lr": \([0-9.e-]*\),.*/\1/' "$1" | tr '\n' ' '; }
 
