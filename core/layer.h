@@ -86,8 +86,12 @@ typedef struct cnn_layer_kind {
     void (*forward)(cnn_layer *l);
     /* Given dy, ADD input gradients into dx[i] (skip where dx[i] is NULL)
      * and ADD parameter gradients into params[j].grad. Runs after forward
-     * of the same batch in training mode. */
+     * of the same batch in training mode. A kind with assigns_dx set must
+     * instead WRITE dx[i] where bit i of l->dx_assign is set. */
     void (*backward)(cnn_layer *l);
+    /* 1: backward honours l->dx_assign, so the graph need not zero those
+     * input gradients first (a pass over every activation-sized buffer). */
+    int assigns_dx;
     /* Optional: a short description of the settings for `cnn summary`,
      * e.g. "5x5 s1 p2". */
     void (*describe)(const cnn_layer *l, char *buf, size_t n);
@@ -142,6 +146,12 @@ struct cnn_layer {
                                         reads it); NULL: this process's batch */
     const float *x[CNN_MAX_INPUTS];  /* [batch][in[i]] ([2 batch] if halves_batch) */
     float *dx[CNN_MAX_INPUTS];       /* as x, accumulate; NULL = not needed */
+    unsigned dx_assign;              /* set by the net's backward, for this
+                                        layer's backward call (and its
+                                        after_backward hook) only, in kinds
+                                        with assigns_dx: bit i, dx[i] holds
+                                        no gradient yet (not even zeros) and
+                                        is to be written, not added to */
     float *y;                        /* [batch][out] */
     float *dy;                       /* [batch][out] */
     float *saved;                    /* [max_batch][saved_per_sample] */

@@ -802,6 +802,18 @@ static int seen_before(const cnn_layer *l, size_t k)
     return 0;
 }
 
+/* Whether l may write (not add into) the gradient of its input k, the
+ * output of u, of which it is the last reader: its kind can, both take part
+ * in backward, and k is l's only input from u. */
+static int may_assign(const cnn_net *net, const cnn_layer *l, size_t k, const cnn_layer *u)
+{
+    if (net->zero_dx || !l->kind->assigns_dx || !l->needs_backward || !u->needs_backward)
+        return 0;
+    for (size_t j = 0; j < l->ninputs; j++)
+        if (j != k && l->input_ids[j] == l->input_ids[k]) return 0;
+    return 1;
+}
+
 double cnn_net_loss_part(cnn_net *net, const int *labels, size_t total, size_t *correct)
 {
     cnn_layer *out = cnn_net_output(net);
@@ -819,7 +831,10 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
     /* Layers add into their inputs' dy, so each dy is zeroed first: just
      * before its last reader (the first to run backward) runs, while the
      * buffer is about to be used and stays in cache, rather than all of them
-     * up front. An output no layer up to target reads is zeroed here. */
+     * up front. A last reader whose kind can write its input gradient
+     * instead (may_assign) is told so and nothing is zeroed: in a chain of
+     * layers that saves a pass over every activation-sized buffer. An
+     * output no layer up to target reads is zeroed here. */
     for (size_t t = 0; t < target; t++)
         if (last_reader(net, t, target) == SIZE_MAX) {
             cnn_layer *l = &net->layers[t];
@@ -840,11 +855,15 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
     }
     for (size_t t = target + 1; t-- > 0;) {
         cnn_layer *l = &net->layers[t];
+        l->dx_assign = 0;
         for (size_t k = 0; k < l->ninputs; k++) {
             size_t id = l->input_ids[k];
             if (id && last_reader(net, id - 1, target) == t && !seen_before(l, k)) {
                 cnn_layer *u = &net->layers[id - 1];
-                memset(u->dy, 0, u->batch * cnn_shape_size(u->out) * sizeof(float));
+                if (may_assign(net, l, k, u))
+                    l->dx_assign |= 1u << k;
+                else
+                    memset(u->dy, 0, u->batch * cnn_shape_size(u->out) * sizeof(float));
             }
         }
         if (!l->needs_backward) {
@@ -864,6 +883,7 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
         for (size_t k = 0; k < l->ninputs; k++)
             if (l->input_ids[k]) l->dx[k] = bound[k];
         if (net->after_backward) net->after_backward(net->after_backward_ctx, t);
+        l->dx_assign = 0;   /* a layer's backward called by itself adds */
     }
 }
 

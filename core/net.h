@@ -41,6 +41,9 @@ typedef struct cnn_net {
     float *x;                    /* network input [max_batch][input] */
     float *dx;                   /* gradient wrt the input [max_batch][input] */
     int want_input_grad;         /* fill dx in backward (gradient checks, saliency) */
+    int zero_dx;                 /* 1: zero every input gradient before backward
+                                    and let every layer add into it, never
+                                    write (the plain path, for tests) */
 
     size_t nparam_floats;        /* trainable parameters, flat */
     float *params;               /* [nparam_floats] */

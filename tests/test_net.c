@@ -155,6 +155,89 @@ static void test_whole_net_gradient(void)
     cnn_net_free(net);
 }
 
+/* after_backward: count the layers told to write an input gradient. */
+static void count_writers(void *ctx, size_t t)
+{
+    const cnn_net *net = ((void **)ctx)[0];
+    size_t *writers = ((void **)ctx)[1];
+    *writers += net->layers[t].dx_assign != 0;
+}
+
+/* Option KEY=VALUE on the layer added last (beyond the two of test_graph_add). */
+static void opt(test_graph *b, const char *key, const char *value)
+{
+    cnn_layer_spec *s = &b->specs[b->n - 1];
+    b->opts[b->n - 1][s->opts.n++] = (cnn_opt){.key = key, .text = value};
+}
+
+/* The written input gradients: a layer that is the first to run backward
+ * among the readers of a buffer writes it instead of adding to it, so the
+ * graph skips zeroing it. Both ways must give the same gradients, with
+ * every such buffer holding NaN before backward (nothing may read it).
+ * The net covers each kind that writes (conv by its tiled, pointwise,
+ * strided and grouped paths, batchnorm, relu, add, maxpool, dropout,
+ * globalavgpool, flatten, dense) and a buffer read by two layers (r1: add
+ * writes, c2 adds). */
+static void test_written_input_gradients(void)
+{
+    test_graph b = {0};
+    test_graph_add(&b, "c0", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    opt(&b, "pad", "1");
+    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    opt(&b, "pad", "1");
+    test_graph_add(&b, "bn1", "batchnorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "r1", "relu", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "c2", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    opt(&b, "pad", "1");
+    test_graph_add(&b, "bn2", "batchnorm", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "a", "add", "bn2", "r1", 0, 0, 0, 0);
+    test_graph_add(&b, "p", "maxpool", NULL, NULL, "size", "2", 0, 0);
+    test_graph_add(&b, "d", "dropout", NULL, NULL, "rate", "0.3", 0, 0);
+    test_graph_add(&b, "c3", "conv", NULL, NULL, "filters", "6", "kernel", "1");
+    test_graph_add(&b, "c4", "conv", NULL, NULL, "filters", "6", "kernel", "3");
+    opt(&b, "stride", "2");
+    opt(&b, "groups", "2");
+    test_graph_add(&b, "c5", "conv", NULL, NULL, "filters", "4", "kernel", "3");
+    opt(&b, "stride", "2");
+    opt(&b, "pad", "1");
+    test_graph_add(&b, "g", "globalavgpool", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "f", "flatten", NULL, NULL, 0, 0, 0, 0);
+    test_graph_add(&b, "out", "dense", NULL, NULL, "units", "5", 0, 0);
+    enum { N = 4, IN = 3 * 16 * 16 };
+    cnn_error e;
+    cnn_net *net = build(&b, (cnn_shape){3, 16, 16}, N, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (!net) return;
+    uint64_t rng = 11;
+    cnn_net_init(net, &rng);
+    for (size_t i = 0; i < N * IN; i++) net->x[i] = cnn_rng_normal(&rng);
+    int labels[N] = {0, 3, 1, 4};
+    net->want_input_grad = 1;
+    net_loss(net, labels, N);
+    net->zero_dx = 1;
+    cnn_net_backward(net);
+    size_t np = net->nparam_floats;
+    float *want = malloc((np + N * IN) * sizeof *want);
+    memcpy(want, net->grads, np * sizeof *want);
+    memcpy(want + np, net->dx, N * IN * sizeof *want);
+    for (size_t t = 0; t + 1 < net->nlayers; t++) {
+        cnn_layer *l = &net->layers[t];
+        for (size_t i = 0; i < l->batch * cnn_shape_size(l->out); i++) l->dy[i] = NAN;
+    }
+    net->zero_dx = 0;
+    size_t writers = 0;
+    void *ctx[2] = {net, &writers};
+    net->after_backward = count_writers;
+    net->after_backward_ctx = ctx;
+    cnn_net_backward(net);
+    /* all but c0 (the input's), c2 (r1's second reader) */
+    CHECK_MSG(writers == 13, "%zu layers wrote their input gradients, expected 13", writers);
+    check_floats("written input gradients: parameters", net->grads, want, np, 0);
+    check_floats("written input gradients: input", net->dx, want + np, N * IN, 0);
+    free(want);
+    cnn_net_free(net);
+}
+
 /* add: {project: true} on a shortcut whose shape differs inserts a strided
  * 1x1 convolution and a batch norm, and the whole thing differentiates. */
 static void test_projection(void)
@@ -349,6 +432,7 @@ int main(void)
     test_lenet();
     test_errors();
     test_whole_net_gradient();
+    test_written_input_gradients();
     test_projection();
     test_plan_overflow();
     test_generated_names();

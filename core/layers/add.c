@@ -60,7 +60,8 @@ static void add_forward(cnn_layer *l)
 }
 
 /* Inputs may repeat (the same layer twice): each dx[k] is added to in turn,
- * so an aliased buffer receives dy once per appearance. */
+ * so an aliased buffer receives dy once per appearance (the graph never
+ * asks to write a repeated input's). */
 static void add_backward(cnn_layer *l)
 {
     const size_t n = l->batch * cnn_shape_size(l->out);
@@ -69,6 +70,12 @@ static void add_backward(cnn_layer *l)
         float *dx = l->dx[k];                   /* [batch][c][h][w] */
         if (!dx)
             continue;
+        if (l->dx_assign >> k & 1) {
+            #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
+            for (size_t i = 0; i < n; i++)
+                dx[i] = dy[i];
+            continue;
+        }
         #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
         for (size_t i = 0; i < n; i++)
             dx[i] += dy[i];
@@ -90,5 +97,6 @@ const cnn_layer_kind cnn_layer_add = {
     .infer = add_infer,
     .forward = add_forward,
     .backward = add_backward,
+    .assigns_dx = 1,
     .describe = add_describe,
 };

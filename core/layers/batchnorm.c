@@ -203,6 +203,7 @@ static void bn_backward_sync(cnn_layer *l)
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
     const float *bmean = l->saved, *binv = l->saved + C;   /* [C] each */
+    const int assign = l->dx_assign & 1;              /* write dx, not add */
     double *sums = l->sync->scratch;                  /* [2C]: sum dy, sum dy*(x-mean) */
     assert(l->sync->scratch_size >= 2 * C && "sync scratch holds a layer's sums");
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
@@ -230,8 +231,12 @@ static void bn_backward_sync(cnn_layer *l)
             const float *dy = l->dy + n * S + c * P;    /* [P] */
             const float *x = l->x[0] + n * S + c * P;   /* [P] */
             float *dx = dxs + n * S + c * P;            /* [P] */
-            for (size_t p = 0; p < P; p++)
-                dx[p] += A * dy[p] + B * (x[p] - mean) + K;
+            if (assign)
+                for (size_t p = 0; p < P; p++)
+                    dx[p] = A * dy[p] + B * (x[p] - mean) + K;
+            else
+                for (size_t p = 0; p < P; p++)
+                    dx[p] += A * dy[p] + B * (x[p] - mean) + K;
         }
     }
 }
@@ -248,6 +253,7 @@ static void bn_backward(cnn_layer *l)
     float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
+    const int assign = l->dx_assign & 1;              /* write dx, not add */
     const int batch_stats = l->training && !l->frozen;
     if (batch_stats && l->sync) {
         bn_backward_sync(l);
@@ -285,8 +291,12 @@ static void bn_backward(cnn_layer *l)
             const float *dy = l->dy + n * S + c * P;    /* [P] */
             const float *x = l->x[0] + n * S + c * P;   /* [P] */
             float *dx = dxs + n * S + c * P;            /* [P] */
-            for (size_t p = 0; p < P; p++)
-                dx[p] += A * dy[p] + B * (x[p] - mean) + K;
+            if (assign)
+                for (size_t p = 0; p < P; p++)
+                    dx[p] = A * dy[p] + B * (x[p] - mean) + K;
+            else
+                for (size_t p = 0; p < P; p++)
+                    dx[p] += A * dy[p] + B * (x[p] - mean) + K;
         }
     }
 }
@@ -306,5 +316,6 @@ const cnn_layer_kind cnn_layer_batchnorm = {
     .infer = bn_infer,
     .forward = bn_forward,
     .backward = bn_backward,
+    .assigns_dx = 1,
     .describe = bn_describe,
 };

@@ -1082,6 +1082,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
     const int want_dw = !l->frozen;                     /* frozen: dx only */
+    const int assign = l->dx_assign & 1;                /* write dx, not add */
     if (!want_dw) db = NULL;
     if (t > 0 && want_dw) {
         dw = scratch + s->off_dw;
@@ -1138,6 +1139,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
             gemm_dcol(s, w, tmp, ld, ld, col, ld);
             for (size_t i = 0; i < gn; i++) {
                 float *dxn = dx + (g0 + i) * CHW;
+                if (assign) memset(dxn, 0, CHW * sizeof *dxn);
                 if (s->padded) {
                     memset(dxp, 0, planes * sizeof *dxp);
                     col2im(s, col + i * P, 0, P, ld, dxp);
@@ -1180,7 +1182,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
                 zero_pad(dy + n * F * P, F, s->oh, s->ow, s->kh - 1 - s->ph,
                          s->kw - 1 - s->pw, dxp);
                 tiled_pass(dxp, F, s->kh, s->kw, l->work + s->off_pack, s->c, s->h, s->w,
-                           NULL, TILED_ADD, dx + n * CHW);
+                           NULL, assign ? 0 : TILED_ADD, dx + n * CHW);
             }
         }
         return;
@@ -1193,6 +1195,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         const float *dyn = dy + n * F * P;              /* [F][P] */
         const float *xn = x + n * CHW;
         float *dxn = dx ? dx + n * CHW : NULL;
+        if (dxn && assign) memset(dxn, 0, CHW * sizeof *dxn);   /* the paths below add */
         if (db)
             for (size_t f = 0; f < F; f++) db[f] += (float)row_sum(dyn + f * P, P);
         if (s->plan == CONV_POINTWISE) {
@@ -1296,5 +1299,6 @@ const cnn_layer_kind cnn_layer_conv = {
     .infer = conv_infer,
     .forward = conv_forward,
     .backward = conv_backward,
+    .assigns_dx = 1,
     .describe = conv_describe,
 };

@@ -90,7 +90,8 @@ static void dense_backward(cnn_layer *l)
         for (size_t n = 0; n < l->batch; n++)
             for (size_t u = 0; u < s->units; u++) db[u] += dy[n * s->units + u];
     if (dx)
-        cnn_gemm(0, 0, nb, ni, nu, 1.0f, dy, nu, w, ni, 1.0f, dx, ni);
+        cnn_gemm(0, 0, nb, ni, nu, 1.0f, dy, nu, w, ni, l->dx_assign & 1 ? 0.0f : 1.0f,
+                 dx, ni);
 }
 
 static void dense_describe(const cnn_layer *l, char *buf, size_t n)
@@ -108,5 +109,6 @@ const cnn_layer_kind cnn_layer_dense = {
     .infer = dense_infer,
     .forward = dense_forward,
     .backward = dense_backward,
+    .assigns_dx = 1,
     .describe = dense_describe,
 };

@@ -70,13 +70,16 @@ static void dropout_backward(cnn_layer *l)
     float *dx = l->dx[0];       /* [batch][c][h][w] */
     if (!dx)
         return;
-    if (!l->training) {
+    const int assign = l->dx_assign & 1;   /* dx holds no gradient yet */
+    if (assign)
+        for (size_t i = 0; i < n; i++)
+            dx[i] = l->training ? dy[i] * mask[i] : dy[i];
+    else if (!l->training)
         for (size_t i = 0; i < n; i++)
             dx[i] += dy[i];
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        dx[i] += dy[i] * mask[i];
+    else
+        for (size_t i = 0; i < n; i++)
+            dx[i] += dy[i] * mask[i];
 }
 
 static void dropout_describe(const cnn_layer *l, char *buf, size_t n)
@@ -94,5 +97,6 @@ const cnn_layer_kind cnn_layer_dropout = {
     .infer = dropout_infer,
     .forward = dropout_forward,
     .backward = dropout_backward,
+    .assigns_dx = 1,
     .describe = dropout_describe,
 };

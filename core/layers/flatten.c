@@ -28,7 +28,10 @@ static void flatten_backward(cnn_layer *l)
     float *dx = l->dx[0];      /* [batch][c][h][w] */
     if (!dx)
         return;
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+    if (l->dx_assign & 1)
+        memcpy(dx, dy, n * sizeof *dx);
+    else
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i];
 }
 
 const cnn_layer_kind cnn_layer_flatten = {
@@ -40,5 +43,6 @@ const cnn_layer_kind cnn_layer_flatten = {
     .infer = flatten_infer,
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .assigns_dx = 1,
     .describe = NULL,
 };

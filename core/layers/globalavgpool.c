@@ -34,7 +34,10 @@ static void globalavgpool_backward(cnn_layer *l)
         return;
     for (size_t i = 0; i < planes; i++) {
         float *p = dx + i * hw, g = dy[i] / (float)hw;
-        for (size_t j = 0; j < hw; j++) p[j] += g;
+        if (l->dx_assign & 1)
+            for (size_t j = 0; j < hw; j++) p[j] = g;
+        else
+            for (size_t j = 0; j < hw; j++) p[j] += g;
     }
 }
 
@@ -47,5 +50,6 @@ const cnn_layer_kind cnn_layer_globalavgpool = {
     .infer = globalavgpool_infer,
     .forward = globalavgpool_forward,
     .backward = globalavgpool_backward,
+    .assigns_dx = 1,
     .describe = NULL,
 };

@@ -151,10 +151,13 @@ static void maxpool_backward(cnn_layer *l)
     float *dx = l->dx[0];        /* [batch][c][h][w] */
     if (!dx)
         return;
+    const int assign = l->dx_assign & 1;   /* dx holds no gradient yet */
     #pragma omp parallel for schedule(static) if (planes * hw >= CNN_PARALLEL_MIN)
-    for (size_t p = 0; p < planes; p++)
+    for (size_t p = 0; p < planes; p++) {
+        if (assign) memset(dx + p * hw, 0, hw * sizeof *dx);
         for (size_t i = 0; i < ohw; i++)
             dx[p * hw + (size_t)arg[p * ohw + i]] += dy[p * ohw + i];
+    }
 }
 
 static void maxpool_describe(const cnn_layer *l, char *buf, size_t n)
@@ -171,5 +174,6 @@ const cnn_layer_kind cnn_layer_maxpool = {
     .infer = maxpool_infer,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
+    .assigns_dx = 1,
     .describe = maxpool_describe,
 };

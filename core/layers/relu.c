@@ -23,6 +23,12 @@ static void relu_backward(cnn_layer *l)
     float *dx = l->dx[0];                 /* [batch][c][h][w] */
     if (!dx)
         return;
+    if (l->dx_assign & 1) {
+        #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        return;
+    }
     #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
@@ -37,5 +43,6 @@ const cnn_layer_kind cnn_layer_relu = {
     .infer = cnn_layer_infer_same,
     .forward = relu_forward,
     .backward = relu_backward,
+    .assigns_dx = 1,
     .describe = NULL,
 };
