@@ -204,7 +204,8 @@ static int bench(int argc, char **argv)
         double f = secs[2 * t] / (double)steps, b = secs[2 * t + 1] / (double)steps;
         /* forward 2 MACs' flops; backward twice that (weights and inputs) */
         int first_layer = l->ninputs == 1 && l->input_ids[0] == 0;
-        double fwd = 2.0 * (double)l->macs * (double)n;
+        /* l->macs per sample of its own: after a pair layer, n / batch_div */
+        double fwd = 2.0 * (double)l->macs * (double)(n / l->batch_div);
         double flops = inference ? fwd : fwd * (first_layer ? 2 : 3);
         total_flops += flops;
         fwd_flops += fwd;

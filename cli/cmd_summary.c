@@ -90,7 +90,9 @@ static int run(int argc, char **argv)
         printf("%-16s %-14s %-16s %-16s %-14s %12zu %6.1f%% %10s %8s %6s\n", l->name,
                l->kind->name, desc, inputs, shape, params,
                total ? 100.0 * (double)params / (double)total : 0.0, mac, field, step);
-        macs += l->macs;
+        /* after a pair layer a sample is a pair: its MACs are shared by
+         * batch_div network inputs */
+        macs += (l->macs + l->batch_div / 2) / l->batch_div;
     }
     char mac[32];
     print_count(mac, sizeof mac, macs);

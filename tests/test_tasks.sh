@@ -103,6 +103,14 @@ expect 2 "this checkpoint learned task context, not classes" \
 expect 2 "--min-accuracy: task autoencoder scores no accuracy" \
     "$CNN" eval "$tmp/run-autoencoder/last.cnn" --min-accuracy 0.5
 
+# summary: after the pair layer a sample is a pair, so the total per network
+# input (a 3x4x4 patch) counts those layers' MACs half: c1 4*4*16*27 = 6912,
+# c2 4*4*16*144 = 36864, h1 32*32 = 1024 and position 32*8 = 256 per pair
+"$CNN" summary "$tmp/context.yaml" >"$tmp/out" 2>"$tmp/err" \
+    && grep -q "44416 MACs per network input" "$tmp/out" \
+    && ok "summary of a context network: MACs after the pair counted per pair" \
+    || bad "summary context: $(tail -2 "$tmp/out") $(tail -2 "$tmp/err")"
+
 # the other commands take a task's input: colorization's grey channel,
 # context's patches (two rows per sample)
 for task in colorization context; do
