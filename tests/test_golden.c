@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "net.h"
+#include "rng.h"
 
 #define MAX_OPTS 16
 
@@ -364,6 +365,51 @@ static void test_maxpool(void)
     }
 }
 
+/* The 2x2 stride-2 fast path (8 windows at a time, then a scalar tail)
+ * against a plain loop, on planes 37 wide (18 windows a row: two vectors
+ * and a tail) with ties, NaNs and a dropped last column and row: the values,
+ * and through backward which cell each window's gradient goes to. */
+static void test_maxpool_2x2_path(void)
+{
+    enum { C = 3, H = 11, W = 37, OH = 5, OW = 18 };
+    cnn_error e;
+    cnn_net *net = build("maxpool", NULL, (cnn_shape){C, H, W}, 2, &e);
+    CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
+    if (!net) return;
+    uint64_t rng = 21;
+    for (size_t i = 0; i < 2 * C * H * W; i++) {
+        /* few distinct values: many ties; a NaN in about one cell of 40 */
+        float v = (float)cnn_rng_below(&rng, 7) - 3.0f;
+        net->x[i] = cnn_rng_below(&rng, 40) == 0 ? NAN : v;
+    }
+    net->want_input_grad = 1;
+    cnn_net_forward(net, 2, 1);
+    cnn_layer *l = cnn_net_output(net);
+    for (size_t i = 0; i < 2 * C * OH * OW; i++) l->dy[i] = (float)(i + 1);
+    cnn_net_backward(net);
+    size_t bad_y = 0, bad_dx = 0;
+    for (size_t p = 0; p < 2 * C; p++)
+        for (size_t oy = 0; oy < OH; oy++)
+            for (size_t ox = 0; ox < OW; ox++) {
+                const float *x = net->x + p * H * W;
+                size_t at = 2 * oy * W + 2 * ox;
+                const size_t cand[3] = {at + 1, at + W, at + W + 1};
+                for (int k = 0; k < 3; k++) {
+                    float v = x[cand[k]], m = x[at];
+                    if (v > m || (isnan(v) && !isnan(m))) at = cand[k];
+                }
+                size_t o = (p * OH + oy) * OW + ox;
+                float y = l->y[o];
+                if (!(y == x[at] || (isnan(y) && isnan(x[at])))) bad_y++;
+                if (net->dx[p * H * W + at] != l->dy[o]) bad_dx++;
+            }
+    CHECK_MSG(bad_y == 0, "maxpool 2x2 fast path: %zu values differ from the plain loop", bad_y);
+    CHECK_MSG(bad_dx == 0, "maxpool 2x2 fast path: %zu gradients go to another cell", bad_dx);
+    printf("%-40s %zu windows, %zu values and %zu gradients differ\n",
+           "maxpool 2x2 fast path vs plain loop", (size_t)(2 * C * OH * OW), bad_y, bad_dx);
+    cnn_net_free(net);
+}
+
 static void test_avgpool(void)
 {
     /* 2x2 s2: (1+3+5+0)/4, (2+4+8+6)/4, (7+2+3+9)/4, (1+0+4+5)/4 */
@@ -609,6 +655,7 @@ int main(void)
     test_conv_dilation();
     test_conv_groups();
     test_maxpool();
+    test_maxpool_2x2_path();
     test_avgpool();
     test_globalavgpool();
     test_dense();
