@@ -7,6 +7,7 @@
  * errors, which must name the layer.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -365,49 +366,69 @@ static void test_maxpool(void)
     }
 }
 
-/* The 2x2 stride-2 fast path (8 windows at a time, then a scalar tail)
- * against a plain loop, on planes 37 wide (18 windows a row: two vectors
- * and a tail) with ties, NaNs and a dropped last column and row: the values,
- * and through backward which cell each window's gradient goes to. */
-static void test_maxpool_2x2_path(void)
+/* A maxpool fast path (8 windows at a time, then a scalar tail) against a
+ * plain loop over the clipped windows in row-major order, on 3 planes of
+ * HxW with ties and NaNs: the values, and through backward which cell each
+ * window's gradient goes to (summed where windows overlap). K x K windows,
+ * stride S, pad P. */
+static void check_maxpool_path(const char *name, const char *const *kv, size_t K,
+                               size_t S, size_t P, size_t H, size_t W)
 {
-    enum { C = 3, H = 11, W = 37, OH = 5, OW = 18 };
+    enum { C = 3, N = 2 };
+    const size_t OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     cnn_error e;
-    cnn_net *net = build("maxpool", NULL, (cnn_shape){C, H, W}, 2, &e);
+    cnn_net *net = build("maxpool", kv, (cnn_shape){C, H, W}, N, &e);
     CHECK_MSG(net != NULL, "cannot build: %s", e.msg);
     if (!net) return;
     uint64_t rng = 21;
-    for (size_t i = 0; i < 2 * C * H * W; i++) {
+    for (size_t i = 0; i < N * C * H * W; i++) {
         /* few distinct values: many ties; a NaN in about one cell of 40 */
         float v = (float)cnn_rng_below(&rng, 7) - 3.0f;
         net->x[i] = cnn_rng_below(&rng, 40) == 0 ? NAN : v;
     }
     net->want_input_grad = 1;
-    cnn_net_forward(net, 2, 1);
+    cnn_net_forward(net, N, 1);
     cnn_layer *l = cnn_net_output(net);
-    for (size_t i = 0; i < 2 * C * OH * OW; i++) l->dy[i] = (float)(i + 1);
+    CHECK(l->out.h == OH && l->out.w == OW);
+    for (size_t i = 0; i < N * C * OH * OW; i++) l->dy[i] = (float)(i + 1);
     cnn_net_backward(net);
     size_t bad_y = 0, bad_dx = 0;
-    for (size_t p = 0; p < 2 * C; p++)
+    float *dx = calloc(N * C * H * W, sizeof *dx);   /* windows overlap: sums */
+    for (size_t p = 0; p < N * C; p++)
         for (size_t oy = 0; oy < OH; oy++)
             for (size_t ox = 0; ox < OW; ox++) {
                 const float *x = net->x + p * H * W;
-                size_t at = 2 * oy * W + 2 * ox;
-                const size_t cand[3] = {at + 1, at + W, at + W + 1};
-                for (int k = 0; k < 3; k++) {
-                    float v = x[cand[k]], m = x[at];
-                    if (v > m || (isnan(v) && !isnan(m))) at = cand[k];
-                }
+                long y0 = (long)(oy * S) - (long)P, x0 = (long)(ox * S) - (long)P;
+                long at = -1;
+                for (long iy = y0 < 0 ? 0 : y0; iy < y0 + (long)K && iy < (long)H; iy++)
+                    for (long ix = x0 < 0 ? 0 : x0; ix < x0 + (long)K && ix < (long)W; ix++) {
+                        float v = x[iy * (long)W + ix], m = at < 0 ? 0 : x[at];
+                        if (at < 0 || v > m || (isnan(v) && !isnan(m))) at = iy * (long)W + ix;
+                    }
                 size_t o = (p * OH + oy) * OW + ox;
                 float y = l->y[o];
                 if (!(y == x[at] || (isnan(y) && isnan(x[at])))) bad_y++;
-                if (net->dx[p * H * W + at] != l->dy[o]) bad_dx++;
+                dx[p * H * W + (size_t)at] += l->dy[o];
             }
-    CHECK_MSG(bad_y == 0, "maxpool 2x2 fast path: %zu values differ from the plain loop", bad_y);
-    CHECK_MSG(bad_dx == 0, "maxpool 2x2 fast path: %zu gradients go to another cell", bad_dx);
-    printf("%-40s %zu windows, %zu values and %zu gradients differ\n",
-           "maxpool 2x2 fast path vs plain loop", (size_t)(2 * C * OH * OW), bad_y, bad_dx);
+    for (size_t i = 0; i < N * C * H * W; i++) bad_dx += net->dx[i] != dx[i];
+    free(dx);
+    CHECK_MSG(bad_y == 0, "%s: %zu values differ from the plain loop", name, bad_y);
+    CHECK_MSG(bad_dx == 0, "%s: %zu input gradients differ", name, bad_dx);
+    printf("%-42s %zu windows: %zu values, %zu input gradients differ\n", name,
+           N * C * OH * OW, bad_y, bad_dx);
     cnn_net_free(net);
+}
+
+/* The fast paths: 2x2 stride 2 on planes 37 wide (18 windows a row: two
+ * vectors and a tail; the last column and row dropped), and 3x3 stride 2
+ * pad 1 on 41 wide (21 windows: the clipped first and last, vectors
+ * between). */
+static void test_maxpool_fast_paths(void)
+{
+    check_maxpool_path("maxpool 2x2 s2 fast path vs plain loop", NULL, 2, 2, 0, 11, 37);
+    const char *kv3[] = {"size", "3", "stride", "2", "pad", "1", NULL};
+    check_maxpool_path("maxpool 3x3 s2 p1 fast path vs plain loop", kv3, 3, 2, 1, 9, 41);
+    check_maxpool_path("maxpool 3x3 s2 p1, 64 wide", kv3, 3, 2, 1, 6, 64);
 }
 
 static void test_avgpool(void)
@@ -655,7 +676,7 @@ int main(void)
     test_conv_dilation();
     test_conv_groups();
     test_maxpool();
-    test_maxpool_2x2_path();
+    test_maxpool_fast_paths();
     test_avgpool();
     test_globalavgpool();
     test_dense();

@@ -39,9 +39,16 @@ static cnn_status maxpool_infer(cnn_layer *l, cnn_error *e)
 
 /* v beats the best m so far if larger, or if it is NaN and m is not: ties
  * keep the first, and the first NaN of a window wins so that it propagates. */
+static inline int is_nan(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x7fffffffu) > 0x7f800000u;   /* on the bits: no branches */
+}
+
 static inline int wins(float v, float m)
 {
-    return (v > m) | ((v != v) & (m == m));
+    return (v > m) | (is_nan(v) & !is_nan(m));
 }
 
 static inline uint32_t bits(float f)
@@ -87,6 +94,36 @@ static inline pool_ivec vwins(pool_vec v, pool_vec m)
 static inline pool_vec pick(pool_ivec t, pool_vec a, pool_vec b)
 {
     return (pool_vec)(((pool_ivec)a & t) | ((pool_ivec)b & ~t));
+}
+#endif
+
+#ifdef POOL_VECTORS
+/* 8 neighbouring 3x3 stride-2 windows inside the plane (the stem pool of
+ * ResNet and GoogLeNet), the first at x (plane index base) in rows W
+ * apart; the taps in the plain loop's order, so ties and NaNs resolve the
+ * same way. Reads x[0 .. 2W + 16]: columns 0 to 16 of three rows. */
+static void max3x3s2(const float *x, long W, float base, float *y, float *arg)
+{
+    const pool_vec lanes = {0, 2, 4, 6, 8, 10, 12, 14};
+    pool_vec m = {0}, at = {0};
+    for (long dy = 0; dy < 3; dy++)
+        for (long dx = 0; dx < 3; dx++) {
+            const float *r = x + dy * W + dx;
+            /* columns 0, 2, .. 14 of r: 0-6 from lo, 8-14 from hi */
+            pool_vec lo = pload(r), hi = pload(r + 7);
+            pool_vec v = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15);
+            pool_vec i = lanes + (base + (float)(dy * W + dx));
+            if (dy == 0 && dx == 0) {
+                m = v;
+                at = i;
+                continue;
+            }
+            pool_ivec t = vwins(v, m);
+            m = pick(t, v, m);
+            at = pick(t, i, at);
+        }
+    pstore(y, m);
+    if (arg) pstore(arg, at);
 }
 #endif
 
@@ -136,9 +173,7 @@ static void max2x2(const float *restrict xp, float *restrict yp, float *restrict
             float m = v[0];
             uint32_t at = 0;
             for (int k = 1; k < 4; k++) {
-                uint32_t nan_v = (bits(v[k]) & 0x7fffffffu) > 0x7f800000u;
-                uint32_t nan_m = (bits(m) & 0x7fffffffu) > 0x7f800000u;
-                uint32_t mask = 0u - ((uint32_t)(v[k] > m) | (nan_v & ~nan_m));
+                uint32_t mask = 0u - (uint32_t)wins(v[k], m);
                 uint32_t mb = (bits(v[k]) & mask) | (bits(m) & ~mask);
                 memcpy(&m, &mb, sizeof m);
                 at = (off[k] & mask) | (at & ~mask);
@@ -176,11 +211,35 @@ static void maxpool_forward(cnn_layer *l)
             size_t ox = 0;
             if (kh == 3 && kw == 3 && y1 - y0 == 3) {
                 /* 3x3 windows inside the row band: the taps unrolled */
+#ifdef POOL_VECTORS
+                /* stride 2: 8 windows at a time up to the last inside the
+                 * plane, the final 8 ending there (overlapping some done) */
+                long last = (W + pw - 3) / 2;
+                if (last > (long)ow - 1) last = (long)ow - 1;
+                int vectored = 0;
+#endif
                 for (; ox < ow; ox++) {
                     long x0 = (long)(ox * sw) - pw;
                     if (x0 < 0) continue;
                     if (x0 + 3 > W) break;
                     const long base = y0 * W + x0;
+#ifdef POOL_VECTORS
+                    if (sw == 2 && (long)ox + 7 <= last) {
+                        max3x3s2(xp + base, W, (float)base, yp + oy * ow + ox,
+                                 ap ? ap + oy * ow + ox : NULL);
+                        ox += 7;
+                        vectored = 1;
+                        continue;
+                    }
+                    if (sw == 2 && vectored) {
+                        size_t v = (size_t)last - 7;
+                        long b = y0 * W + (long)(v * sw) - pw;
+                        max3x3s2(xp + b, W, (float)b, yp + oy * ow + v,
+                                 ap ? ap + oy * ow + v : NULL);
+                        ox = (size_t)last;
+                        continue;
+                    }
+#endif
                     long at = base;
                     float best = xp[base];
                     for (long dy = 0; dy < 3; dy++)
