@@ -1061,7 +1061,7 @@ static int train(const train_args *a, int *agreed)
                 fprintf(stderr, "stage %zu of %zu: epochs %zu-%zu, lr %g\n", sp.index + 1,
                         m.cfg.tune.nstages, sp.start + 1, sp.start + sp.epochs, (double)sp.lr);
             if ((rc = cli_apply_trainable(&m, sp.trainable, sp.freeze, sp.nfreeze,
-                                          &m.cfg.tune, origin, opt->lr_scale)))
+                                          &m.cfg.tune, origin, opt)))
                 goto out;
             /* a new stage starts with a new optimizer, as a new fit() would */
             if (sp.index > 0 && epoch == sp.start && rs.position == 0) cnn_optim_reset(opt);

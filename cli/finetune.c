@@ -161,7 +161,7 @@ static int is_batchnorm(const cnn_layer *l)
 
 int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
                         size_t nfreeze, const cnn_tune_spec *tune,
-                        const unsigned char *origin, float *lr_scale)
+                        const unsigned char *origin, cnn_optim *opt)
 {
     cnn_net *net = m->net;
     /* every pattern must name something: a typo would silently train all */
@@ -194,7 +194,6 @@ int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
     for (size_t t = net->nlayers; t-- > 0 && last == net->nlayers;)
         if (net->layers[t].nparams) last = t;
     size_t total = 0, training = 0;
-    memset(lr_scale, 0, net->nparam_floats * sizeof *lr_scale);   /* padding too */
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
         int head = tune->nhead ? matches_any(l->name, tune->head, tune->nhead)
@@ -213,8 +212,7 @@ int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
         for (size_t j = 0; j < l->nparams; j++) {
             const cnn_param *p = &l->params[j];
             if (!p->trainable) continue;
-            float *scale = lr_scale + (p->data - net->params);   /* [p->size] */
-            for (size_t i = 0; i < p->size; i++) scale[i] = trains ? mult : 0.0f;
+            cnn_optim_set_scale(opt, p, trains ? mult : 0.0f);
             total += p->size;
             if (trains) training += p->size;
         }

@@ -26,14 +26,14 @@ int cli_finetune_load(cli_model *m, const cnn_checkpoint *ck, const char *ckpt_p
                       const cnn_tune_spec *tune, unsigned char *origin);
 
 /* Set l->frozen on every layer of m's network for `trainable` (a
- * cnn_trainable) plus the freeze patterns, and fill lr_scale
- * [net->nparam_floats] with each parameter's learning-rate multiplier (0
- * where frozen, else the first matching lr_mult pattern's value, else 1).
+ * cnn_trainable) plus the freeze patterns, and give opt each trainable
+ * parameter's learning-rate multiplier (0 where frozen, else the first
+ * matching lr_mult pattern's value, else 1).
  * origin (may be NULL) tells the new layers, which are the default head.
  * Prints one line saying what trains. Returns an exit code (2 when a
  * pattern matches no layer, or nothing is left to train). */
 int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
                         size_t nfreeze, const cnn_tune_spec *tune,
-                        const unsigned char *origin, float *lr_scale);
+                        const unsigned char *origin, cnn_optim *opt);
 
 #endif

@@ -2,15 +2,16 @@
  * SGD (momentum, Nesterov), Adam and AdamW over the flat parameter arena,
  * the regularisers that act on gradients and weights (L1, clipping by global
  * norm, weight noise), and the learning-rate schedules (formulas in
- * optim.h). Each update is one loop over flat arrays; weight decay and L1
- * are selected per element through a mask built once from the layers'
- * parameter declarations.
+ * optim.h). Each update is one pass over the flat arrays, tensor by tensor
+ * (spans), with weight decay, L1 and the learning-rate multiplier as each
+ * tensor's scalars: no per-element masks to read or to hold in memory.
  */
 #include "optim.h"
 #include "parallel.h"
 #include "rng.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,25 +28,29 @@ cnn_optim *cnn_optim_create(cnn_net *net, const cnn_optim_config *cfg, cnn_error
     o->net = net;
     o->n = net->nparam_floats;
     o->m = cnn_alloc(o->n, sizeof(float), "optimizer moments", e);
-    o->decay_mask = cnn_alloc(o->n, sizeof(float), "optimizer decay mask", e);
-    o->lr_scale = cnn_alloc(o->n + 1, sizeof(float), "learning-rate multipliers", e);
+    size_t nspans = 0;
+    for (size_t t = 0; t < net->nlayers; t++)
+        for (size_t j = 0; j < net->layers[t].nparams; j++)
+            nspans += net->layers[t].params[j].trainable;
+    o->spans = cnn_alloc(nspans ? nspans : 1, sizeof *o->spans, "optimizer spans", e);
     if (cfg->type != CNN_OPTIM_SGD)
         o->v = cnn_alloc(o->n, sizeof(float), "optimizer moments", e);
     if (cfg->weight_noise > 0)
         o->saved = cnn_alloc(o->n, sizeof(float), "unperturbed weights", e);
-    if (!o->m || !o->decay_mask || !o->lr_scale || (cfg->type != CNN_OPTIM_SGD && !o->v)
+    if (!o->m || !o->spans || (cfg->type != CNN_OPTIM_SGD && !o->v)
         || (cfg->weight_noise > 0 && !o->saved)) {
         cnn_optim_free(o);
         return NULL;
     }
-    for (size_t i = 0; i < o->n; i++) o->lr_scale[i] = 1.0f;
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
-        for (size_t j = 0; j < l->nparams && !l->frozen; j++) {
+        for (size_t j = 0; j < l->nparams; j++) {
             cnn_param *p = &l->params[j];
-            if (!p->trainable || !(p->decay || cfg->decay_all)) continue;
-            float *mask = o->decay_mask + (p->data - net->params);
-            for (size_t i = 0; i < p->size; i++) mask[i] = 1.0f;
+            if (!p->trainable) continue;
+            /* a layer frozen now never decays, even if a later stage trains it */
+            int decays = !l->frozen && (p->decay || cfg->decay_all);
+            o->spans[o->nspans++] = (cnn_optim_span){(size_t)(p->data - net->params),
+                                                     p->size, decays ? 1.0f : 0.0f, 1.0f};
         }
     }
     return o;
@@ -56,67 +61,105 @@ void cnn_optim_free(cnn_optim *o)
     if (!o) return;
     free(o->m);
     free(o->v);
-    free(o->decay_mask);
-    free(o->lr_scale);
+    free(o->spans);
     free(o->saved);
     free(o);
+}
+
+void cnn_optim_set_scale(cnn_optim *o, const cnn_param *p, float scale)
+{
+    size_t start = (size_t)(p->data - o->net->params);
+    for (size_t k = 0; k < o->nspans; k++)
+        if (o->spans[k].start == start) o->spans[k].scale = scale;
+}
+
+/* The part [*a, *b) of span s that this thread updates: the flat arrays are
+ * cut into one equal piece per thread (16-float aligned), the same every
+ * step; empty when the span misses the piece. */
+static void span_part(const cnn_optim *o, const cnn_optim_span *s, size_t *a, size_t *b)
+{
+    size_t parts = (size_t)omp_get_num_threads(), part = (size_t)omp_get_thread_num();
+    size_t lo = o->n * part / parts / 16 * 16, hi = o->n * (part + 1) / parts / 16 * 16;
+    if (part + 1 == parts) hi = o->n;
+    *a = s->start > lo ? s->start : lo;
+    *b = s->start + s->size < hi ? s->start + s->size : hi;
+    if (*b < *a) *b = *a;
 }
 
 static void sgd_step(cnn_optim *o, float lr)
 {
     float *w = o->net->params, *m = o->m;
-    const float *g = o->net->grads, *mask = o->decay_mask, *scale = o->lr_scale;
-    float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
-    size_t n = o->n;
-    if (mu == 0.0f) {
-        #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            w[i] -= lr * scale[i] * (g[i] + wd * mask[i] * w[i]);
-        return;
-    }
+    const float *g = o->net->grads;
+    const float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
     /* PyTorch's first step sets the buffer to the gradient itself. */
-    int first = o->step == 0, nesterov = o->cfg.nesterov;
-    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + wd * mask[i] * w[i];
-        float mi = first ? gi : mu * m[i] + gi;
-        m[i] = mi;
-        w[i] -= lr * scale[i] * (nesterov ? gi + mu * mi : mi);
+    const int first = o->step == 0, nesterov = o->cfg.nesterov;
+    #pragma omp parallel if (o->n >= CNN_PARALLEL_MIN)
+    for (size_t k = 0; k < o->nspans; k++) {
+        const cnn_optim_span *s = &o->spans[k];
+        const float dk = wd * s->decay, rate = lr * s->scale;
+        size_t a, b;
+        span_part(o, s, &a, &b);
+        if (mu == 0.0f) {
+            #pragma omp simd
+            for (size_t i = a; i < b; i++)
+                w[i] -= rate * (g[i] + dk * w[i]);
+            continue;
+        }
+        #pragma omp simd
+        for (size_t i = a; i < b; i++) {
+            float gi = g[i] + dk * w[i];
+            float mi = first ? gi : mu * m[i] + gi;
+            m[i] = mi;
+            w[i] -= rate * (nesterov ? gi + mu * mi : mi);
+        }
     }
 }
 
 static void adam_step(cnn_optim *o, float lr)
 {
     float *w = o->net->params, *m = o->m, *v = o->v;
-    const float *g = o->net->grads, *mask = o->decay_mask, *scale = o->lr_scale;
-    float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
-    float wd = o->cfg.weight_decay;
-    int decoupled = o->cfg.type == CNN_OPTIM_ADAMW;
+    const float *g = o->net->grads;
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const float wd = o->cfg.weight_decay;
+    const int decoupled = o->cfg.type == CNN_OPTIM_ADAMW;
     double t = (double)(o->step + 1);
-    float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t));
-    float step = lr / c1, rc2 = 1.0f / sqrtf(c2);
-    size_t n = o->n;
-    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (decoupled) w[i] -= lr * scale[i] * wd * mask[i] * w[i];
-        else gi += wd * mask[i] * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        w[i] -= step * scale[i] * m[i] / (sqrtf(v[i]) * rc2 + eps);
+    const float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t));
+    const float step = lr / c1, rc2 = 1.0f / sqrtf(c2);
+    #pragma omp parallel if (o->n >= CNN_PARALLEL_MIN)
+    for (size_t k = 0; k < o->nspans; k++) {
+        const cnn_optim_span *s = &o->spans[k];
+        /* the same products, in the same order, as per-element factors gave */
+        const float shrink = lr * s->scale * wd * s->decay, dk = wd * s->decay;
+        const float rate = step * s->scale;
+        size_t a, b;
+        span_part(o, s, &a, &b);
+        #pragma omp simd
+        for (size_t i = a; i < b; i++) {
+            float gi = g[i];
+            if (decoupled) w[i] -= shrink * w[i];
+            else gi += dk * w[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            w[i] -= rate * m[i] / (sqrtf(v[i]) * rc2 + eps);
+        }
     }
 }
 
-/* g += l1 * sign(w) where the mask allows (sign(0) = 0, as torch.sign). */
+/* g += l1 * sign(w) where decay applies (sign(0) = 0, as torch.sign). */
 static void add_l1(cnn_optim *o)
 {
-    const float *w = o->net->params, *mask = o->decay_mask;
-    float *g = o->net->grads, l1 = o->cfg.l1;
-    size_t n = o->n;
-    #pragma omp parallel for simd schedule(static) if (n >= CNN_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float sign = (float)(w[i] > 0.0f) - (float)(w[i] < 0.0f);
-        g[i] += l1 * mask[i] * sign;
+    const float *w = o->net->params;
+    float *g = o->net->grads;
+    #pragma omp parallel if (o->n >= CNN_PARALLEL_MIN)
+    for (size_t k = 0; k < o->nspans; k++) {
+        const float l1 = o->cfg.l1 * o->spans[k].decay;
+        size_t a, b;
+        span_part(o, &o->spans[k], &a, &b);
+        #pragma omp simd
+        for (size_t i = a; i < b; i++) {
+            float sign = (float)(w[i] > 0.0f) - (float)(w[i] < 0.0f);
+            g[i] += l1 * sign;
+        }
     }
 }
 

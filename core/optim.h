@@ -49,17 +49,26 @@ typedef struct cnn_optim_config {
     float weight_noise;    /* > 0: std of the noise cnn_optim_perturb adds */
 } cnn_optim_config;
 
+/* A trainable parameter tensor's floats in the flat arrays, with the
+ * scalars of its update. */
+typedef struct cnn_optim_span {
+    size_t start, size;    /* net->params + start, size floats */
+    float decay;           /* 1 where weight decay and l1 apply, else 0 */
+    float scale;           /* learning-rate multiplier (1 after create; 0
+                              leaves the tensor exactly as it is, decay
+                              included): frozen layers and lr_mult */
+} cnn_optim_span;
+
 typedef struct cnn_optim {
     cnn_optim_config cfg;
     cnn_net *net;
     size_t n;              /* = net->nparam_floats */
     float *m;              /* [n] momentum buffer (sgd) or first moment (adam) */
     float *v;              /* [n] second moment (adam); NULL for sgd */
-    float *decay_mask;     /* [n] 1 where weight decay and l1 apply, else 0 */
     float *saved;          /* [n] the unperturbed weights (weight noise); else NULL */
-    float *lr_scale;       /* [n] per-parameter learning-rate multiplier (1 after
-                              create; 0 leaves a parameter exactly as it is,
-                              decay included): frozen layers and lr_mult */
+    cnn_optim_span *spans; /* [nspans] the trainable tensors, in arena order
+                              (the padding between them is left alone) */
+    size_t nspans;
     uint64_t step;         /* steps taken (adam's bias correction) */
     double grad_norm;      /* global gradient norm before clipping, last step
                               (computed only when clipping) */
@@ -67,6 +76,9 @@ typedef struct cnn_optim {
 
 cnn_optim *cnn_optim_create(cnn_net *net, const cnn_optim_config *cfg, cnn_error *e);
 void cnn_optim_free(cnn_optim *o);
+
+/* Set the learning-rate multiplier of trainable parameter p (0: frozen). */
+void cnn_optim_set_scale(cnn_optim *o, const cnn_param *p, float scale);
 
 /* Forget the moments and the step count, as a new optimizer would (between
  * fine-tuning stages). */
