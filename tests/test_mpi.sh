@@ -199,11 +199,13 @@ expect 2 "the last batch of an epoch has 1 of the 305 training images, fewer tha
     --set data.train.limit=305
 
 # kill -9 of one process: the job ends, the checkpoint survives, resume works
+# ($EPOCHS tiny epochs, as above: the job is still running when rank 1 is
+# found, on a fast machine too)
 "${MPIRUN[@]}" -np 2 "$CNN" train "$tmp/dp.yaml" --threads 1 --out "$tmp/kill" \
-    --set train.epochs=20 >"$tmp/out" 2>"$tmp/err" &
+    --set train.epochs=$EPOCHS >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 victim=
-if wait_for "^epoch 1/20" "$tmp/err" $pid; then
+if wait_for "^epoch 1/$EPOCHS" "$tmp/err" $pid; then
     for p in $(pgrep -f "train $tmp/dp.yaml --threads 1 --out $tmp/kill"); do
         tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" \
             && victim=$p
@@ -224,7 +226,7 @@ if [ -n "$victim" ]; then
         || bad "kill -9: exit $code, message: $(tail -5 "$tmp/err")"
     if "$CNN" eval "$tmp/kill/last.cnn" --json >"$tmp/eval.json" 2>"$tmp/eval.err"; then
         ok "... last.cnn is readable"
-        train2 --resume "$tmp/kill/last.cnn" --set train.epochs=2 \
+        train2 --resume "$tmp/kill/last.cnn" --set train.epochs=$EPOCHS \
             && grep -q "resuming from $tmp/kill/last.cnn after epoch" "$tmp/err" \
             && ok "... and the job resumes from it" || bad "resume after kill: $(tail -3 "$tmp/err")"
     else
