@@ -192,6 +192,25 @@ void cnn_batchnorm_affine(const cnn_layer *l, float *scale, float *shift)
 
 /* Training backward with synchronised statistics: the input gradient of
  * bn_backward below with the sums and the count of the whole batch. */
+/* dx = A*dy + B*(x - mean) + K over channel c of every sample: written
+ * where the graph asks (l->dx_assign), else added. */
+static void channel_dx(const cnn_layer *l, size_t c, float A, float B, float K, float mean,
+                       float *dxs)
+{
+    const size_t P = l->out.h * l->out.w, S = l->out.c * P;
+    for (size_t n = 0; n < l->batch; n++) {
+        const float *dy = l->dy + n * S + c * P;    /* [P] */
+        const float *x = l->x[0] + n * S + c * P;   /* [P] */
+        float *dx = dxs + n * S + c * P;            /* [P] */
+        if (l->dx_assign & 1)
+            for (size_t p = 0; p < P; p++)
+                dx[p] = A * dy[p] + B * (x[p] - mean) + K;
+        else
+            for (size_t p = 0; p < P; p++)
+                dx[p] += A * dy[p] + B * (x[p] - mean) + K;
+    }
+}
+
 static void bn_backward_sync(cnn_layer *l)
 {
     const bn_settings *s = l->settings;
@@ -203,7 +222,6 @@ static void bn_backward_sync(cnn_layer *l)
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
     const float *bmean = l->saved, *binv = l->saved + C;   /* [C] each */
-    const int assign = l->dx_assign & 1;              /* write dx, not add */
     double *sums = l->sync->scratch;                  /* [2C]: sum dy, sum dy*(x-mean) */
     assert(l->sync->scratch_size >= 2 * C && "sync scratch holds a layer's sums");
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
@@ -227,17 +245,7 @@ static void bn_backward_sync(cnn_layer *l)
         const float A = gamma[c] * inv;
         const float B = (float)(-(double)A * inv * inv * sums[C + c] / M);
         const float K = (float)(-(double)A * sums[c] / M);
-        for (size_t n = 0; n < N; n++) {
-            const float *dy = l->dy + n * S + c * P;    /* [P] */
-            const float *x = l->x[0] + n * S + c * P;   /* [P] */
-            float *dx = dxs + n * S + c * P;            /* [P] */
-            if (assign)
-                for (size_t p = 0; p < P; p++)
-                    dx[p] = A * dy[p] + B * (x[p] - mean) + K;
-            else
-                for (size_t p = 0; p < P; p++)
-                    dx[p] += A * dy[p] + B * (x[p] - mean) + K;
-        }
+        channel_dx(l, c, A, B, K, mean, dxs);
     }
 }
 
@@ -253,7 +261,6 @@ static void bn_backward(cnn_layer *l)
     float *dgamma = l->params[BN_GAMMA].grad;         /* [C] */
     float *dbeta = l->params[BN_BETA].grad;           /* [C] */
     float *dxs = l->dx[0];                            /* [batch][C][P] */
-    const int assign = l->dx_assign & 1;              /* write dx, not add */
     const int batch_stats = l->training && !l->frozen;
     if (batch_stats && l->sync) {
         bn_backward_sync(l);
@@ -287,17 +294,7 @@ static void bn_backward(cnn_layer *l)
             B = (float)(-(double)A * inv * inv * sdyx / (double)M);
             K = (float)(-(double)A * sdy / (double)M);
         }
-        for (size_t n = 0; n < N; n++) {
-            const float *dy = l->dy + n * S + c * P;    /* [P] */
-            const float *x = l->x[0] + n * S + c * P;   /* [P] */
-            float *dx = dxs + n * S + c * P;            /* [P] */
-            if (assign)
-                for (size_t p = 0; p < P; p++)
-                    dx[p] = A * dy[p] + B * (x[p] - mean) + K;
-            else
-                for (size_t p = 0; p < P; p++)
-                    dx[p] += A * dy[p] + B * (x[p] - mean) + K;
-        }
+        channel_dx(l, c, A, B, K, mean, dxs);
     }
 }
 
