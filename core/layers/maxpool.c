@@ -39,23 +39,21 @@ static cnn_status maxpool_infer(cnn_layer *l, cnn_error *e)
 
 /* v beats the best m so far if larger, or if it is NaN and m is not: ties
  * keep the first, and the first NaN of a window wins so that it propagates. */
-static inline int is_nan(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return (u & 0x7fffffffu) > 0x7f800000u;   /* on the bits: no branches */
-}
-
-static inline int wins(float v, float m)
-{
-    return (v > m) | (is_nan(v) & !is_nan(m));
-}
-
 static inline uint32_t bits(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
+}
+
+static inline int is_nan(float f)
+{
+    return (bits(f) & 0x7fffffffu) > 0x7f800000u;   /* on the bits: no branches */
+}
+
+static inline int wins(float v, float m)
+{
+    return (v > m) | (is_nan(v) & !is_nan(m));
 }
 
 /* Take v at position i when it beats the best so far. */
