@@ -214,11 +214,12 @@ int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
             if (!p->trainable) continue;
             cnn_optim_set_scale(opt, p, trains ? mult : 0.0f);
             total += p->size;
-            if (trains) training += p->size;
+            if (trains && mult > 0.0f) training += p->size;
         }
     }
     if (!training) {
-        fprintf(stderr, "%s: error: nothing to train: every layer is frozen\n", m->cfg.path);
+        fprintf(stderr, "%s: error: nothing to train: every layer is frozen or has lr_mult 0\n",
+                m->cfg.path);
         return CLI_EXIT_USAGE;
     }
     static const char *const names[] = {"all", "head", "batchnorm"};

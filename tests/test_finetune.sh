@@ -122,6 +122,22 @@ if ! changed "$pre" "$tmp/fr/last.cnn" c1.weight && ! changed "$pre" "$tmp/fr/la
 else
     bad "freeze/lr_mult moved the wrong tensors"
 fi
+# --- lr_mult: the first matching pattern counts; 0 everywhere else trains
+# only the head while batch norm still uses batch statistics
+net "$tmp/lm.yaml" 3 "[a, b, c]" "$ft_train, lr_mult: {fc: 1, '*': 0}}"
+"$CNN" finetune "$tmp/lm.yaml" --from "$pre" --threads 1 --out "$tmp/lm" >/dev/null 2>"$tmp/err" \
+    || bad "lr_mult fc only: $(cat "$tmp/err")"
+if ! changed "$pre" "$tmp/lm/last.cnn" c1.weight && ! changed "$pre" "$tmp/lm/last.cnn" bn1.gamma \
+    && changed "$pre" "$tmp/lm/last.cnn" fc.weight; then
+    ok "lr_mult {fc: 1, '*': 0} moves only fc"
+else
+    bad "lr_mult {fc: 1, '*': 0} moved the wrong tensors"
+fi
+grep -q "trainable: all: 21 of 375 parameters train" "$tmp/err" \
+    && ok "parameters with lr_mult 0 are not counted as training" || bad "$(grep trainable "$tmp/err")"
+net "$tmp/lm0.yaml" 3 "[a, b, c]" "$ft_train, lr_mult: {'*': 0, fc: 1}}"
+expect 2 "nothing to train: every layer is frozen or has lr_mult 0" \
+    "$CNN" finetune "$tmp/lm0.yaml" --from "$pre" --out "$tmp/x"
 net "$tmp/typo.yaml" 3 "[a, b, c]" "$ft_train, freeze: [conv1]}"
 expect 2 "freeze pattern 'conv1' matches no layer" \
     "$CNN" finetune "$tmp/typo.yaml" --from "$pre" --out "$tmp/x"
