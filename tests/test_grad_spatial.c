@@ -1,8 +1,8 @@
 /*
  * Gradient checks for the spatial layers: conv (in every plan its infer can
- * pick: direct for inputs of few channels, grouped small images, images one
- * by one in column chunks, with and without the columns kept from forward,
- * and the 1x1 pointwise path), dense, flatten, maxpool, avgpool and
+ * pick: direct for inputs of few channels, tiled (and by Winograd), grouped
+ * small images, images one by one in column chunks, with and without the
+ * columns kept from forward, and the 1x1 pointwise path), dense, flatten, maxpool, avgpool and
  * globalavgpool, each against central differences (tests/gradcheck.h).
  *
  * Conv also runs against a plain reference written with nested loops in
@@ -309,6 +309,19 @@ static int conv_pass_run(ref_conv *r, size_t max_batch, size_t n, int bias, int 
     out->dx = copy_of(net->dx, out->nx);
     out->dw = copy_of(l->params[0].grad, out->nw);
     out->db = bias ? copy_of(l->params[1].grad, out->nb) : NULL;
+    /* The layer's backward called by itself adds its input gradient to
+     * what is there (the net's first writer wrote it instead). */
+    for (size_t i = 0; i < out->nx; i++) net->dx[i] = (float)(i % 7) - 3.0f;
+    l->kind->backward(l);
+    float worst = 0.0f;
+    for (size_t i = 0; i < out->nx; i++) {
+        /* relative to what was added up */
+        float d = fabsf(net->dx[i] - ((float)(i % 7) - 3.0f) - out->dx[i]) /
+                  (4.0f + fabsf(out->dx[i]));
+        if (!(d <= worst)) worst = d;
+    }
+    CHECK_MSG(worst <= 1e-5f, "backward adding to dx is off by %g (relative)",
+              (double)worst);
     cnn_net_free(net);
     return 1;
 }
@@ -410,6 +423,26 @@ static void test_conv_reference(void)
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 0, .pw = 1}, 2, 1);
     reference_case("tiled 3x3 p[2,1]", (ref_conv){.c = 4, .h = 8, .w = 8, .f = 8,
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 1}, 3, 1);
+    /* Tiled by Winograd (3x3 pad 1, rows of 16 or 32 or 8, 32 channels or
+     * more each way): filters and channels past a tile of 4 (34, 33),
+     * images of one and three tile rows, chunks of 3 tile rows (64
+     * channels each way on rows of 32: the last of 8 rows takes 2), chunks
+     * of 5 tile rows and then 1 (the weight gradient: 2 images, then 1); 8 wide (rows of 4 tiles, taken two by two) in one
+     * chunk, in chunks of 6 and then 2, and past tiles of 4 channels. */
+    reference_case("winograd 3x3 p1", (ref_conv){.c = 32, .h = 6, .w = 16, .f = 34,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
+    reference_case("winograd 3x3 p1 c33", (ref_conv){.c = 33, .h = 2, .w = 32, .f = 32,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 0);
+    reference_case("winograd 3x3 p1 chunks", (ref_conv){.c = 64, .h = 16, .w = 32, .f = 64,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 1);
+    reference_case("winograd 3x3 p1 remainder", (ref_conv){.c = 32, .h = 32, .w = 32,
+                   .f = 36, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
+    reference_case("winograd 8 wide", (ref_conv){.c = 32, .h = 8, .w = 8, .f = 32,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
+    reference_case("winograd 8 wide chunks", (ref_conv){.c = 128, .h = 16, .w = 8,
+                   .f = 128, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 1);
+    reference_case("winograd 8 wide c36", (ref_conv){.c = 36, .h = 4, .w = 8, .f = 33,
+                   .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 0);
     /* Groups and dilation in every plan: grouped images (columns kept, and
      * too wide to keep, reflect), image by image, chunks with stride,
      * pointwise, and shapes that would take the direct plan without them. */
@@ -492,6 +525,10 @@ static void test_conv_threads(void)
     /* Tiled: no columns kept (the image plan would keep these: 72 x 256),
      * 9 images in chunks for the weight gradient, cut between 2 threads. */
     threads_case("threads tiled", (ref_conv){.c = 8, .h = 16, .w = 16, .f = 16, .kh = 3,
+                 .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 9, 9, CONV_TILES_KEEP);
+    /* Winograd: 9 images of 8x8 cut between 2 threads, each thread's
+     * weight gradient summed over its images and added in piece order. */
+    threads_case("threads winograd", (ref_conv){.c = 32, .h = 8, .w = 8, .f = 40, .kh = 3,
                  .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 9, 9, CONV_TILES_KEEP);
     /* Grouped, columns kept: 7 images in groups of 3 and 4 on 2 threads. */
     threads_case("threads grouped", (ref_conv){.c = 8, .h = 10, .w = 10, .f = 24, .kh = 3,

@@ -181,13 +181,15 @@ static void opt(test_graph *b, const char *key, const char *value)
 static void test_written_input_gradients(void)
 {
     test_graph b = {0};
-    test_graph_add(&b, "c0", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    /* c1 and c2 (32 channels in and out, 16 wide) go by Winograd: c1
+     * writes its input gradient, c2 adds to r1's */
+    test_graph_add(&b, "c0", "conv", NULL, NULL, "filters", "32", "kernel", "3");
     opt(&b, "pad", "1");
-    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "32", "kernel", "3");
     opt(&b, "pad", "1");
     test_graph_add(&b, "bn1", "batchnorm", NULL, NULL, 0, 0, 0, 0);
     test_graph_add(&b, "r1", "relu", NULL, NULL, 0, 0, 0, 0);
-    test_graph_add(&b, "c2", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    test_graph_add(&b, "c2", "conv", NULL, NULL, "filters", "32", "kernel", "3");
     opt(&b, "pad", "1");
     test_graph_add(&b, "bn2", "batchnorm", NULL, NULL, 0, 0, 0, 0);
     test_graph_add(&b, "a", "add", "bn2", "r1", 0, 0, 0, 0);
@@ -355,20 +357,21 @@ static void test_generated_names(void)
  * norm (whose saved state it does not keep) and a dropout, in far less
  * activation memory; its first conv applies the batch norm and ReLU after
  * it (folded: the same up to rounding), the second conv, read by two
- * layers, folds nothing; forward with training = 1 still evaluates, and
+ * layers, folds nothing (both go by Winograd: 32 channels each way, 16
+ * wide); forward with training = 1 still evaluates, and
  * backward leaves everything alone. */
 static void test_inference_net(void)
 {
     test_graph b = {0};
-    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "8", "kernel", "3");
+    test_graph_add(&b, "c1", "conv", NULL, NULL, "filters", "32", "kernel", "3");
     b.opts[0][2] = (cnn_opt){.key = "pad", .text = "1"};
     b.specs[0].opts.n = 3;
     test_graph_add(&b, "bn1", "batchnorm", NULL, NULL, 0, 0, 0, 0);
     test_graph_add(&b, "r1", "relu", NULL, NULL, 0, 0, 0, 0);
-    test_graph_add(&b, "c2", "conv", "r1", NULL, "filters", "8", "kernel", "3");
+    test_graph_add(&b, "c2", "conv", "r1", NULL, "filters", "32", "kernel", "3");
     b.opts[3][2] = (cnn_opt){.key = "pad", .text = "1"};
     b.specs[3].opts.n = 3;
-    test_graph_add(&b, "c3", "conv", "r1", NULL, "filters", "8", "kernel", "1");
+    test_graph_add(&b, "c3", "conv", "r1", NULL, "filters", "32", "kernel", "1");
     test_graph_add(&b, "sum", "add", NULL, NULL, 0, 0, 0, 0);
     const char *two[2] = {"c2", "c3"};
     b.specs[5].inputs = two;
@@ -377,7 +380,7 @@ static void test_inference_net(void)
     test_graph_add(&b, "mp", "maxpool", NULL, NULL, "size", "2", 0, 0);
     test_graph_add(&b, "dr", "dropout", NULL, NULL, "rate", "0.5", 0, 0);
     test_graph_add(&b, "fc", "dense", NULL, NULL, "units", "5", 0, 0);
-    cnn_model_spec m = test_graph_model(&b, (cnn_shape){3, 8, 16});
+    cnn_model_spec m = test_graph_model(&b, (cnn_shape){32, 8, 16});
     cnn_error e = {0};
     const size_t N = 6;
     cnn_net *train = cnn_net_create(&m, N, &e);
@@ -418,10 +421,10 @@ static void test_inference_net(void)
     cnn_net_memory(train, &tm);
     cnn_net_memory(inf, &im);
     CHECK(im.grads == 0 && im.input == tm.input / 2);
-    /* the largest outputs are 8x8x16; at most 3 of them are live at once
+    /* the largest outputs are 32x8x16; at most 3 of them are live at once
      * (r1 while c2 and c3 run), against 2 (output and gradient) per layer
      * plus saved state for training */
-    CHECK_MSG(im.acts <= 3 * N * 8 * 8 * 16 * sizeof(float) + 4096 && im.acts * 4 < tm.acts,
+    CHECK_MSG(im.acts <= 3 * N * 32 * 8 * 16 * sizeof(float) + 4096 && im.acts * 4 < tm.acts,
               "inference activations %zu bytes, training %zu", im.acts, tm.acts);
     cnn_net_free(train);
     cnn_net_free(inf);

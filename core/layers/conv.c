@@ -22,7 +22,7 @@
  * filters/groups rows of the weights and of the output. A padded layer first copies each image into
  * padded scratch planes (zero or reflect), so im2col is a plain strided copy
  * with no bounds checks; backward adds the columns' gradient into padded
- * planes and folds them back. Infer picks one of four plans:
+ * planes and folds them back. Infer picks one of five plans:
  *  - POINTWISE: a 1x1, stride 1, unpadded conv on images of at least
  *    CONV_IMAGE_MIN_P pixels (or a batch of one): the image is its own
  *    column matrix, one GEMM per image (per group), no columns.
@@ -32,6 +32,13 @@
  *    loops over the padded image, no columns, where OpenBLAS does badly on
  *    GEMMs this thin (6 x 784 x 25). The input gradient, when wanted, takes
  *    the IMAGE route.
+ *  - TILED: a stride-1, zero-padded, ungrouped, undilated conv of more
+ *    channels, on rows of whole vectors of 8: register tiles of filters x
+ *    output vectors over the padded planes (tiled_pass), no columns; its
+ *    input gradient is a conv of the same kind, and the weight gradient
+ *    goes by tiled_dw. Those that are 3x3 with pad 1, on rows a multiple of
+ *    16 wide (or 8) and with at least WINO_MIN_C channels each way, go by
+ *    Winograd F(2x2, 3x3) instead, all three passes (see wino_image).
  *  - IMAGE: images of at least CONV_IMAGE_MIN_P outputs, or a batch of one:
  *    one GEMM per image (per chunk of ~1k-4k columns for large images)
  *    writing straight into the NCHW output with ldc = P.
@@ -77,6 +84,12 @@ enum { CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE, CONV_GROUPED };
 #define CONV_ALIGN 16              /* floats: 64-byte scratch buffers */
 #define TILE_F 4                   /* TILED: filters x vectors of 8 outputs */
 #define TILE_V 3                   /*   per register tile of tiled_pass */
+#define WINO_MIN_C 32              /* TILED 3x3 pad 1 convs of at least this many
+                                      channels in and out go by Winograd */
+#define WINO_BUDGET 6144           /* (in + out channels) x tiles per Winograd
+                                      chunk: its transforms stay near 384 KiB */
+#define WINO_DW_TILES 384          /* tiles (of 2x2 outputs) per chunk of the
+                                      Winograd weight gradient, at least */
 #define TILE_DF 3                  /* TILED: filters x taps per register */
 #define TILE_DT 4                  /*   tile of tiled_dw */
 
@@ -162,6 +175,11 @@ typedef struct conv_settings {
     size_t scratch;
     size_t off_col, off_tmp, off_xp, off_dxp, off_dw, off_db;
     size_t off_pack; /* TILED: packed weights, one copy after the pieces' scratch */
+    int wino;        /* TILED by Winograd F(2x2, 3x3) (see wino_image) */
+    size_t wino_rows;/* tile rows (of 2 output rows each) per Winograd chunk */
+    size_t wino_group; /* images per chunk of the Winograd weight gradient */
+    size_t off_wv;   /* a Winograd chunk's transformed input and products */
+    size_t off_wg;   /* the weight gradient's 16 products [16][F][C] */
     size_t off_fold; /* the weights and bias with a batch norm folded in */
     const float *w_run, *b_run;   /* what forward uses: the parameters, or the
                                      folded copies */
@@ -325,6 +343,7 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     size_t g = target / s->p;
     if (g > share) g = share;
     s->group = 1;
+    s->wino = 0;
     if (tiled) {
         /* Images per chunk of the weight gradient: the padded inputs and
          * dy of a chunk fit in about 512 KiB (half of a core's L2). */
@@ -334,6 +353,24 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
         s->group = ((size_t)1 << 17) / per;
         if (s->group > share) s->group = share;
         if (s->group < 1) s->group = 1;
+        /* Winograd: 3x3, pad 1 (so the input gradient's conv is the same
+         * shape), whole tiles of 2x2 outputs, rows of whole vectors of 8
+         * tiles or 8 wide (two rows of 4 tiles make a vector), and enough
+         * channels to pay for the transforms. */
+        s->wino = s->kh == 3 && s->kw == 3 && s->ph == 1 && s->pw == 1 &&
+                  ((in.w % 16 == 0 && in.h % 2 == 0) || (in.w == 8 && in.h % 4 == 0)) &&
+                  in.c >= WINO_MIN_C && s->filters >= WINO_MIN_C;
+        if (s->wino) {
+            /* tile rows per chunk: even on rows of 4 tiles */
+            const size_t even = in.w == 8 ? 2 : 1;
+            s->wino_rows = WINO_BUDGET / ((s->c + s->filters) * (s->w / 2)) / even * even;
+            if (s->wino_rows > s->h / 2) s->wino_rows = s->h / 2;
+            if (s->wino_rows < even) s->wino_rows = even;
+            const size_t tiles = s->h / 2 * (s->w / 2);
+            s->wino_group = (WINO_DW_TILES + tiles - 1) / tiles;
+            if (s->wino_group > share) s->wino_group = share;
+            if (s->wino_group < 1) s->wino_group = 1;
+        }
     } else if (direct || s->p >= CONV_IMAGE_MIN_P || g <= 1) {
         size_t nchunks = (s->p + target - 1) / target;
         s->plan = direct ? CONV_DIRECT : pointwise ? CONV_POINTWISE : CONV_IMAGE;
@@ -373,6 +410,13 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     at += s->threads > 1 ? align_up(s->filters * s->kg) : 0;
     s->off_db = at;
     at += s->threads > 1 && s->bias ? align_up(s->filters) : 0;
+    s->off_wv = at;
+    if (s->wino) {
+        size_t tf = s->wino_rows * (s->w / 2), tb = s->wino_group * (s->h / 2) * (s->w / 2);
+        at += align_up(16 * (s->c + s->filters) * (tf > tb ? tf : tb));
+    }
+    s->off_wg = at;
+    at += s->wino ? align_up(16 * s->filters * s->c) : 0;
     s->scratch = at;
     s->off_pack = s->threads * s->scratch;
     l->work_size = s->off_pack;
@@ -380,6 +424,11 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
         /* forward's filters in blocks of TILE_F, or the input gradient's */
         size_t fw = (s->filters + TILE_F - 1) / TILE_F * TILE_F * s->k;
         size_t bw = (s->c + TILE_F - 1) / TILE_F * TILE_F * s->filters * s->kh * s->kw;
+        if (s->wino) {
+            /* 16 matrices of transformed filters, for forward or backward */
+            fw = fw / 9 * 16;
+            bw = bw / 9 * 16;
+        }
         l->work_size += align_up(fw > bw ? fw : bw);
     }
     /* an inference net may fold a batch norm in: weights, bias, scale */
@@ -801,6 +850,32 @@ static void tiled_pass(const float *src, size_t cin, size_t kh, size_t kw,
     }
 }
 
+/* One step of a TILE_DF x TILE_DT tile of dot products: the filters' dy
+ * vectors a, b, c times the vector at x[k] + at of each of the taps. */
+static inline void dot_tile_step(conv_vec acc[TILE_DF][TILE_DT], conv_vec a, conv_vec b,
+                                 conv_vec c, const float *const x[TILE_DT], size_t at)
+{
+    in_register(&a);
+    in_register(&b);
+    in_register(&c);
+    for (size_t k = 0; k < TILE_DT; k++) {
+        conv_vec xv = vload(x[k] + at);
+        in_register(&xv);
+        acc[0][k] = vfma(a, xv, acc[0][k]);
+        acc[1][k] = vfma(b, xv, acc[1][k]);
+        acc[2][k] = vfma(c, xv, acc[2][k]);
+    }
+}
+
+/* Add the tile's dot products, summed across the lanes, to g[u * ld + k]
+ * for the nf filters and nk taps that exist. */
+static inline void dot_tile_flush(conv_vec acc[TILE_DF][TILE_DT], size_t nf, size_t nk,
+                                  float *g, size_t ld)
+{
+    for (size_t u = 0; u < TILE_DF && u < nf; u++)
+        for (size_t k = 0; k < TILE_DT && k < nk; k++) g[u * ld + k] += vsum(acc[u][k]);
+}
+
 /* dw [F][K] += dy * src summed over nimg images of a TILED conv: tiles of
  * TILE_DF filters x TILE_DT taps, each a dot product over the images'
  * output vectors held in registers (dy's rows are whole vectors) and
@@ -827,8 +902,8 @@ static void tiled_dw(const float *src, size_t sstride, size_t nimg, size_t cin,
             for (size_t n = 0; n < nimg; n++) {
                 const float *dn = dy + n * F * plane, *xn = src + n * sstride;
                 const float *d0 = dn + fo[0], *d1 = dn + fo[1], *d2 = dn + fo[2];
-                const float *x0 = xn + to[0], *x1 = xn + to[1], *x2 = xn + to[2],
-                            *x3 = xn + to[3];
+                const float *const xs[TILE_DT] = {xn + to[0], xn + to[1], xn + to[2],
+                                                  xn + to[3]};
                 /* the output vectors in order: dy's are contiguous, the
                  * input's skip the padding at each row's end */
                 for (size_t at = 0, ax = 0, vx = 8; at < plane; at += 8, ax += 8, vx += 8) {
@@ -836,24 +911,318 @@ static void tiled_dw(const float *src, size_t sstride, size_t nimg, size_t cin,
                         vx = 8;
                         ax += ws - OW;
                     }
-                    conv_vec a = vload(d0 + at), b = vload(d1 + at), c = vload(d2 + at);
-                    const float *xr[TILE_DT] = {x0 + ax, x1 + ax, x2 + ax, x3 + ax};
-                    in_register(&a);
-                    in_register(&b);
-                    in_register(&c);
-                    for (size_t v = 0; v < TILE_DT; v++) {
-                        conv_vec xv = vload(xr[v]);
-                        in_register(&xv);
-                        acc[0][v] = vfma(a, xv, acc[0][v]);
-                        acc[1][v] = vfma(b, xv, acc[1][v]);
-                        acc[2][v] = vfma(c, xv, acc[2][v]);
-                    }
+                    dot_tile_step(acc, vload(d0 + at), vload(d1 + at), vload(d2 + at), xs,
+                                  ax);
                 }
             }
-            for (size_t u = 0; u < TILE_DF && f0 + u < F; u++)
-                for (size_t v = 0; v < TILE_DT && t0 + v < K; v++)
-                    dw[(f0 + u) * K + t0 + v] += vsum(acc[u][v]);
+            dot_tile_flush(acc, F - f0, K - t0, dw + f0 * K + t0, K);
         }
+    }
+}
+
+/* Winograd F(2x2, 3x3) (Lavin and Gray, "Fast algorithms for convolutional
+ * neural networks", CVPR 2016): each 2x2 block of outputs of a 3x3
+ * correlation is Y = A^T [(G g G^T) . (B^T d B)] A over its 4x4 window d,
+ * with
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ *   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1],
+ * so the sum over input channels becomes 16 products of a [cout][cin]
+ * matrix with a [cin][tiles] one: 16 multiplies a tile per channel pair
+ * where the direct way takes 36. */
+
+/* The 16 transformed filters, each packed for tiled_pass with K = cin:
+ * up[xi][o / TILE_F][i][o % TILE_F] = (G g G^T)[xi / 4][xi % 4] for output
+ * channel o and input channel i, zeros past cout. Forward: g = w[o][i]
+ * (cout = F, cin = C). Turned (the input gradient's conv, see
+ * pack_turned): g[a][b] = w[i][o][2 - a][2 - b] (cout = C, cin = F). */
+static void wino_pack(const float *w, size_t F, size_t C, int turned, float *up)
+{
+    const size_t cout = turned ? C : F, cin = turned ? F : C;
+    const size_t block = (cout + TILE_F - 1) / TILE_F * TILE_F * cin;
+    memset(up, 0, 16 * block * sizeof *up);
+    for (size_t o = 0; o < cout; o++)
+        for (size_t i = 0; i < cin; i++) {
+            float g[3][3], t[4][3];
+            for (size_t a = 0; a < 3; a++)
+                for (size_t b = 0; b < 3; b++)
+                    g[a][b] = turned ? w[((i * C + o) * 3 + 2 - a) * 3 + 2 - b]
+                                     : w[((o * C + i) * 3 + a) * 3 + b];
+            for (size_t b = 0; b < 3; b++) {       /* t = G g */
+                t[0][b] = g[0][b];
+                t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                t[3][b] = g[2][b];
+            }
+            float *dst = up + o / TILE_F * TILE_F * cin + i * TILE_F + o % TILE_F;
+            for (size_t a = 0; a < 4; a++) {       /* t G^T */
+                dst[(a * 4 + 0) * block] = t[a][0];
+                dst[(a * 4 + 1) * block] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
+                dst[(a * 4 + 2) * block] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
+                dst[(a * 4 + 3) * block] = t[a][2];
+            }
+        }
+}
+
+/* m [cout][T] = u * v [cin][T] for one of the 16 products, with u packed
+ * as tiled_pass's 1x1 filters: its register tile (TILE_F filters x TILE_V
+ * vectors, the last tile repeating the last vector), without tiled_pass's
+ * arithmetic for positions in an image, which a loop of only cin steps
+ * would not pay for. T a multiple of 8. */
+static void wino_gemm(const float *v, size_t cin, const float *up, size_t cout, size_t T,
+                      float *m)
+{
+    const size_t nvec = T / 8;
+    for (size_t f0 = 0; f0 < cout; f0 += TILE_F) {
+        const float *wb = up + f0 * cin;
+        const size_t nf = cout - f0 < TILE_F ? cout - f0 : TILE_F;
+        float *mb = m + f0 * T;
+        for (size_t i0 = 0; i0 < nvec; i0 += TILE_V) {
+            const size_t a0 = i0 * 8, a1 = (i0 + 1 < nvec ? i0 + 1 : nvec - 1) * 8,
+                         a2 = (i0 + 2 < nvec ? i0 + 2 : nvec - 1) * 8;
+            conv_vec acc[TILE_F][TILE_V];
+            for (size_t u = 0; u < TILE_F; u++)
+                for (size_t k = 0; k < TILE_V; k++) acc[u][k] = vsplat(0.0f);
+            const float *wt = wb, *x = v;
+            for (size_t c = 0; c < cin; c++, wt += TILE_F, x += T) {
+                conv_vec a = vload(x + a0), b = vload(x + a1), d = vload(x + a2);
+                in_register(&a);
+                in_register(&b);
+                in_register(&d);
+                for (size_t u = 0; u < TILE_F; u++) {
+                    conv_vec wv = vsplat(wt[u]);
+                    acc[u][0] = vfma(wv, a, acc[u][0]);
+                    acc[u][1] = vfma(wv, b, acc[u][1]);
+                    acc[u][2] = vfma(wv, d, acc[u][2]);
+                }
+            }
+            for (size_t u = 0; u < nf; u++) {
+                vstore(mb + u * T + a0, acc[u][0]);
+                vstore(mb + u * T + a1, acc[u][1]);
+                vstore(mb + u * T + a2, acc[u][2]);
+            }
+        }
+    }
+}
+
+/* Planes x [cin][H][W] (W a multiple of 16, or 8) padded by one into xd
+ * [cin][H + 2][2][W/2 + 1]: each padded row's even columns, then its odd
+ * ones, so that the windows of 8 neighbouring tiles (2 columns apart) are
+ * 4 plain vector loads. */
+static void wino_split(const float *x, size_t cin, size_t H, size_t W, float *xd)
+{
+    const size_t half = W / 2 + 1, row = 2 * half;
+    for (size_t c = 0; c < cin; c++) {
+        memset(xd, 0, row * sizeof *xd);
+        xd += row;
+        for (size_t y = 0; y < H; y++, xd += row, x += W) {
+            float *e = xd, *o = xd + half;
+            e[0] = 0.0f;                           /* the left pad */
+            o[W / 2] = 0.0f;                       /* the right pad */
+            if (W == 8) {
+                conv_vec a = vload(x);
+                _mm_storeu_ps(o, _mm256_castps256_ps128(
+                                     __builtin_shufflevector(a, a, 0, 2, 4, 6, 0, 2, 4, 6)));
+                _mm_storeu_ps(e + 1, _mm256_castps256_ps128(
+                                         __builtin_shufflevector(a, a, 1, 3, 5, 7, 1, 3, 5, 7)));
+                continue;
+            }
+            for (size_t k = 0; k < W / 2; k += 8) {
+                conv_vec a = vload(x + 2 * k), b = vload(x + 2 * k + 8);
+                vstore(o + k, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14));
+                vstore(e + 1 + k, __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15));
+            }
+        }
+        memset(xd, 0, row * sizeof *xd);
+        xd += row;
+    }
+}
+
+/* 8 floats for 8 tiles: p[0..8) or, with next > 0 (rows of 4 tiles), 4
+ * from p and 4 from p + next. */
+static inline conv_vec wino_load(const float *p, size_t next)
+{
+    if (!next) return vload(p);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)),
+                                _mm_loadu_ps(p + next), 1);
+}
+
+/* v [16][cin][T] = B^T d B for the tiles of tile rows ty0.. of one image
+ * split by wino_split, tile (r, tx) at r * W/2 + tx of each row of T
+ * floats (T >= rows * W/2). The tiles go 8 at a time: 8 of a row, or on
+ * rows of 4 tiles (W = 8, rows even), 4 of a row and the 4 of the next. */
+static void wino_input(const float *xd, size_t cin, size_t H, size_t W, size_t ty0,
+                       size_t rows, size_t T, float *v)
+{
+    const size_t half = W / 2 + 1, row = 2 * half, tw = W / 2;
+    const size_t next = tw == 4 ? 2 * row : 0;
+    for (size_t c = 0; c < cin; c++)
+        for (size_t t0 = 0; t0 < rows * tw; t0 += 8) {
+            const size_t r = t0 / tw, tx = t0 % tw;
+            conv_vec a[4][4];                      /* d B, row by row */
+            const float *p = xd + (c * (H + 2) + 2 * (ty0 + r)) * row + tx;
+            for (size_t k = 0; k < 4; k++, p += row) {
+                conv_vec d0 = wino_load(p, next), d1 = wino_load(p + half, next),
+                         d2 = wino_load(p + 1, next), d3 = wino_load(p + half + 1, next);
+                a[k][0] = d0 - d2;
+                a[k][1] = d1 + d2;
+                a[k][2] = d2 - d1;
+                a[k][3] = d1 - d3;
+            }
+            float *dst = v + c * T + t0;
+            const size_t step = cin * T;           /* from one xi to the next */
+            for (size_t j = 0; j < 4; j++) {       /* B^T (d B) */
+                vstore(dst + (0 + j) * step, a[0][j] - a[2][j]);
+                vstore(dst + (4 + j) * step, a[1][j] + a[2][j]);
+                vstore(dst + (8 + j) * step, a[2][j] - a[1][j]);
+                vstore(dst + (12 + j) * step, a[1][j] - a[3][j]);
+            }
+        }
+}
+
+/* The outputs of tile rows ty0.. of one image y [cout][H][W] from the
+ * products m [16][cout][T]: A^T m A, stored as tiled_pass stores (mode),
+ * 8 tiles at a time as wino_input takes them. */
+static void wino_output(const float *m, size_t cout, size_t H, size_t W, size_t ty0,
+                        size_t rows, const float *bias, int mode, float *y)
+{
+    const int add = mode & TILED_ADD, relu = mode & TILED_RELU;
+    const size_t tw = W / 2, T = rows * tw, step = cout * T;
+    /* where the outputs of the last 4 of 8 tiles go: on along the row, or
+     * two rows down (rows of 4 tiles) */
+    const size_t hi_at = tw == 4 ? 2 * W : 8;
+    for (size_t f = 0; f < cout; f++)
+        for (size_t t0 = 0; t0 < T; t0 += 8) {
+            const size_t r = t0 / tw, tx = t0 % tw;
+            const float *p = m + f * T + t0;
+            conv_vec b[4][2];                      /* m A, row by row */
+            for (size_t i = 0; i < 4; i++) {
+                conv_vec m0 = vload(p + (4 * i) * step), m1 = vload(p + (4 * i + 1) * step),
+                         m2 = vload(p + (4 * i + 2) * step), m3 = vload(p + (4 * i + 3) * step);
+                b[i][0] = m0 + m1 + m2;
+                b[i][1] = m1 - m2 - m3;
+            }
+            float *out = y + (f * H + 2 * (ty0 + r)) * W + 2 * tx;
+            for (size_t i = 0; i < 2; i++, out += W) {
+                /* row i of A^T (m A): outputs (2r + i, 2tx + j) */
+                conv_vec y0 = i ? b[1][0] - b[2][0] - b[3][0] : b[0][0] + b[1][0] + b[2][0];
+                conv_vec y1 = i ? b[1][1] - b[2][1] - b[3][1] : b[0][1] + b[1][1] + b[2][1];
+                conv_vec lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+                conv_vec hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
+                conv_vec base_lo = add ? vload(out) : vsplat(bias ? bias[f] : 0.0f);
+                conv_vec base_hi = add ? vload(out + hi_at) : base_lo;
+                lo = base_lo + lo;
+                hi = base_hi + hi;
+                if (relu) {
+                    lo = vmax0(lo);
+                    hi = vmax0(hi);
+                }
+                vstore(out, lo);
+                vstore(out + hi_at, hi);
+            }
+        }
+}
+
+/* The weight gradient by Winograd F(3x3, 2x2), the same algorithm turned
+ * round (the transposition principle): over one tile,
+ * dw[a][b] += sum dy[i][j] xp[2ty + i + a][2tx + j + b] is
+ * G^T [(A dy A^T) . (B^T d B)] G, with A, B and G as above and d the
+ * tile's 4x4 window of the padded input, so the sum over tiles becomes 16
+ * products of a [F][tiles] matrix with a [tiles][C] one. */
+
+/* m [16][F][T] = A dy A^T for the tiles of one image dy [F][H][W], at
+ * row stride T, 8 tiles at a time as wino_input takes them. */
+static void wino_dy(const float *dy, size_t F, size_t H, size_t W, size_t T, float *m)
+{
+    const size_t tw = W / 2, tiles = H / 2 * tw, step = F * T;
+    const size_t hi = tw == 4 ? 2 * W : 8;         /* the last 4 of 8 tiles */
+    for (size_t f = 0; f < F; f++)
+        for (size_t t0 = 0; t0 < tiles; t0 += 8) {
+            const size_t r = t0 / tw, tx = t0 % tw;
+            const float *p = dy + (f * H + 2 * r) * W + 2 * tx;
+            conv_vec c[2][4];                      /* dy A^T, row by row */
+            for (size_t i = 0; i < 2; i++, p += W) {
+                conv_vec a = vload(p), b = vload(p + hi);
+                conv_vec h0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+                conv_vec h1 = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+                c[i][0] = h0;
+                c[i][1] = h0 + h1;
+                c[i][2] = h0 - h1;
+                c[i][3] = -h1;
+            }
+            float *dst = m + f * T + t0;
+            for (size_t l = 0; l < 4; l++) {       /* A (dy A^T) */
+                vstore(dst + (0 + l) * step, c[0][l]);
+                vstore(dst + (4 + l) * step, c[0][l] + c[1][l]);
+                vstore(dst + (8 + l) * step, c[0][l] - c[1][l]);
+                vstore(dst + (12 + l) * step, -c[1][l]);
+            }
+        }
+}
+
+/* g [F][C] += m [F][T] * v [C][T]^T for one of the 16 products: tiles of
+ * TILE_DF x TILE_DT dot products over T (a multiple of 8) in registers,
+ * summed across the lanes once per tile. */
+static void wino_dw_gemm(const float *m, size_t F, const float *v, size_t C, size_t T,
+                         float *g)
+{
+    for (size_t f0 = 0; f0 < F; f0 += TILE_DF) {
+        const float *d[TILE_DF];
+        for (size_t u = 0; u < TILE_DF; u++) d[u] = m + (f0 + u < F ? f0 + u : F - 1) * T;
+        for (size_t c0 = 0; c0 < C; c0 += TILE_DT) {
+            const float *x[TILE_DT];
+            for (size_t k = 0; k < TILE_DT; k++) x[k] = v + (c0 + k < C ? c0 + k : C - 1) * T;
+            conv_vec acc[TILE_DF][TILE_DT];
+            for (size_t u = 0; u < TILE_DF; u++)
+                for (size_t k = 0; k < TILE_DT; k++) acc[u][k] = vsplat(0.0f);
+            for (size_t t = 0; t < T; t += 8)
+                dot_tile_step(acc, vload(d[0] + t), vload(d[1] + t), vload(d[2] + t), x, t);
+            dot_tile_flush(acc, F - f0, C - c0, g + f0 * C + c0, C);
+        }
+    }
+}
+
+/* dw [F][C][3][3] += G^T g G from the 16 products g [16][F][C]. */
+static void wino_dw_out(const float *g, size_t F, size_t C, float *dw)
+{
+    const size_t step = F * C;
+    for (size_t i = 0; i < F * C; i++) {
+        float t[4][3];                             /* g G, row by row */
+        for (size_t k = 0; k < 4; k++) {
+            const float *p = g + 4 * k * step + i;
+            float g0 = p[0], g1 = p[step], g2 = p[2 * step], g3 = p[3 * step];
+            t[k][0] = g0 + 0.5f * (g1 + g2);
+            t[k][1] = 0.5f * (g1 - g2);
+            t[k][2] = 0.5f * (g1 + g2) + g3;
+        }
+        float *d = dw + i * 9;
+        for (size_t b = 0; b < 3; b++) {           /* G^T (g G) */
+            d[b] += t[0][b] + 0.5f * (t[1][b] + t[2][b]);
+            d[3 + b] += 0.5f * (t[1][b] - t[2][b]);
+            d[6 + b] += 0.5f * (t[1][b] + t[2][b]) + t[3][b];
+        }
+    }
+}
+
+/* y [cout][H][W] = bias + (or, with TILED_ADD, y +) the 3x3 correlation,
+ * padded by one, of one image x [cin][H][W] with the filters up packed by
+ * wino_pack: the image split into xd (floats as for wino_split), then
+ * chunks of s->wino_rows tile rows transformed into vm (16 * (cin + cout)
+ * * rows * W/2 floats), multiplied and transformed back. */
+static void wino_image(const conv_settings *s, const float *x, size_t cin, size_t cout,
+                       size_t H, size_t W, const float *up, const float *bias, int mode,
+                       float *xd, float *vm, float *y)
+{
+    const size_t th = H / 2, tw = W / 2;
+    const size_t block = (cout + TILE_F - 1) / TILE_F * TILE_F * cin;
+    wino_split(x, cin, H, W, xd);
+    for (size_t ty0 = 0; ty0 < th; ty0 += s->wino_rows) {
+        const size_t rows = th - ty0 < s->wino_rows ? th - ty0 : s->wino_rows;
+        const size_t T = rows * tw;
+        float *v = vm, *m = vm + 16 * cin * T;
+        wino_input(xd, cin, H, W, ty0, rows, T, v);
+        for (size_t xi = 0; xi < 16; xi++)
+            wino_gemm(v + xi * cin * T, cin, up + xi * block, cout, T, m + xi * cout * T);
+        wino_output(m, cout, H, W, ty0, rows, bias, mode, y);
     }
 }
 #endif
@@ -966,7 +1335,10 @@ static void forward_piece(cnn_layer *l, size_t t, size_t nt)
     if (s->plan == CONV_TILED) {
         const float *wp = l->work + s->off_pack;        /* packed by conv_forward */
         piece_range(N, t, nt, &u0, &u1);
-        for (size_t n = u0; n < u1; n++) {
+        for (size_t n = u0; s->wino && n < u1; n++)
+            wino_image(s, x + n * CHW, s->c, F, s->h, s->w, wp, b,
+                       l->fold_relu ? TILED_RELU : 0, xp, scratch + s->off_wv, y + n * F * P);
+        for (size_t n = u0; !s->wino && n < u1; n++) {
             const float *src = x + n * CHW;
             if (s->padded) {
                 zero_pad(src, s->c, s->h, s->w, s->ph, s->pw, xp);
@@ -1050,7 +1422,9 @@ static void conv_forward(cnn_layer *l)
         s->b_run = bf;
     }
 #ifdef CONV_VECTORS
-    if (s->plan == CONV_TILED)
+    if (s->plan == CONV_TILED && s->wino)
+        wino_pack(s->w_run, s->filters, s->c, 0, l->work + s->off_pack);
+    else if (s->plan == CONV_TILED)
         pack_filters(s->w_run, s->filters, s->k, l->work + s->off_pack);
 #endif
     if (s->plan == CONV_IMAGE)
@@ -1153,6 +1527,36 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     }
 
 #ifdef CONV_VECTORS
+    if (s->plan == CONV_TILED && s->wino) {
+        /* The weight gradient in chunks of s->wino_group images, its 16
+         * products summed over the piece's images, then the input gradient
+         * image by image. */
+        const size_t C = s->c, th = s->h / 2, tiles = th * (s->w / 2);
+        float *g = scratch + s->off_wg;
+        piece_range(N, t, nt, &n0, &n1);
+        if (want_dw) memset(g, 0, 16 * F * C * sizeof *g);
+        for (size_t c0 = n0; want_dw && c0 < n1; c0 += s->wino_group) {
+            const size_t cn = n1 - c0 < s->wino_group ? n1 - c0 : s->wino_group;
+            const size_t T = cn * tiles;
+            float *v = scratch + s->off_wv, *m = v + 16 * C * T;
+            for (size_t i = 0; i < cn; i++) {
+                wino_split(x + (c0 + i) * CHW, C, s->h, s->w, xp);
+                wino_input(xp, C, s->h, s->w, 0, th, T, v + i * tiles);
+                wino_dy(dy + (c0 + i) * F * P, F, s->h, s->w, T, m + i * tiles);
+            }
+            for (size_t xi = 0; xi < 16; xi++)
+                wino_dw_gemm(m + xi * F * T, F, v + xi * C * T, C, T, g + xi * F * C);
+        }
+        if (want_dw) wino_dw_out(g, F, C, dw);
+        for (size_t n = n0; n < n1; n++) {
+            for (size_t f = 0; db && f < F; f++)
+                db[f] += (float)row_sum(dy + (n * F + f) * P, P);
+            if (dx)
+                wino_image(s, dy + n * F * P, F, C, s->h, s->w, l->work + s->off_pack, NULL,
+                           assign ? 0 : TILED_ADD, dxp, scratch + s->off_wv, dx + n * CHW);
+        }
+        return;
+    }
     if (s->plan == CONV_TILED) {
         /* Chunks of s->group images: the weight gradient sums over a
          * chunk's padded images at once (fewer sums across lanes); the
@@ -1257,7 +1661,9 @@ static void conv_backward(cnn_layer *l)
     const conv_settings *s = l->settings;
     const size_t F = s->filters, KG = s->kg;
 #ifdef CONV_VECTORS
-    if (s->plan == CONV_TILED && l->dx[0])
+    if (s->plan == CONV_TILED && l->dx[0] && s->wino)
+        wino_pack(l->params[0].data, F, s->c, 1, l->work + s->off_pack);
+    else if (s->plan == CONV_TILED && l->dx[0])
         pack_turned(l->params[0].data, F, s->c, s->kh, s->kw, l->work + s->off_pack);
 #endif
     size_t units = s->plan == CONV_GROUPED ? group_count(s, l->batch) : l->batch;
