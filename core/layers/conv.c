@@ -88,6 +88,10 @@ enum { CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE, CONV_GROUPED };
                                       channels in and out go by Winograd */
 #define WINO_BUDGET 6144           /* (in + out channels) x tiles per Winograd
                                       chunk: its transforms stay near 384 KiB */
+#define WINO_SKEW 16               /* floats between the 16 matrices of a
+                                      Winograd chunk past their size, so that
+                                      the same row of each falls in another
+                                      cache set */
 #define WINO_DW_TILES 384          /* tiles (of 2x2 outputs) per chunk of the
                                       Winograd weight gradient, at least */
 #define TILE_DF 3                  /* TILED: filters x taps per register */
@@ -413,7 +417,7 @@ static cnn_status conv_infer(cnn_layer *l, cnn_error *e)
     s->off_wv = at;
     if (s->wino) {
         size_t tf = s->wino_rows * (s->w / 2), tb = s->wino_group * (s->h / 2) * (s->w / 2);
-        at += align_up(16 * (s->c + s->filters) * (tf > tb ? tf : tb));
+        at += align_up(16 * ((s->c + s->filters) * (tf > tb ? tf : tb) + 2 * WINO_SKEW));
     }
     s->off_wg = at;
     at += s->wino ? align_up(16 * s->filters * s->c) : 0;
@@ -930,6 +934,12 @@ static void tiled_dw(const float *src, size_t sstride, size_t nimg, size_t cin,
  * matrix with a [cin][tiles] one: 16 multiplies a tile per channel pair
  * where the direct way takes 36. */
 
+/* The distance between two of the 16 [n][T] matrices of a chunk. */
+static inline size_t wino_stride(size_t n, size_t T)
+{
+    return n * T + WINO_SKEW;
+}
+
 /* The 16 transformed filters, each packed for tiled_pass with K = cin:
  * up[xi][o / TILE_F][i][o % TILE_F] = (G g G^T)[xi / 4][xi % 4] for output
  * channel o and input channel i, zeros past cout. Forward: g = w[o][i]
@@ -1046,9 +1056,9 @@ static inline conv_vec wino_load(const float *p, size_t next)
                                 _mm_loadu_ps(p + next), 1);
 }
 
-/* v [16][cin][T] = B^T d B for the tiles of tile rows ty0.. of one image
- * split by wino_split, tile (r, tx) at r * W/2 + tx of each row of T
- * floats (T >= rows * W/2). The tiles go 8 at a time: 8 of a row, or on
+/* v [16][cin][T] (the 16 wino_stride(cin, T) apart) = B^T d B for the
+ * tiles of tile rows ty0.. of one image split by wino_split, tile (r, tx)
+ * at r * W/2 + tx of each row of T floats (T >= rows * W/2). The tiles go 8 at a time: 8 of a row, or on
  * rows of 4 tiles (W = 8, rows even), 4 of a row and the 4 of the next. */
 static void wino_input(const float *xd, size_t cin, size_t H, size_t W, size_t ty0,
                        size_t rows, size_t T, float *v)
@@ -1069,7 +1079,7 @@ static void wino_input(const float *xd, size_t cin, size_t H, size_t W, size_t t
                 a[k][3] = d1 - d3;
             }
             float *dst = v + c * T + t0;
-            const size_t step = cin * T;           /* from one xi to the next */
+            const size_t step = wino_stride(cin, T);   /* from one xi to the next */
             for (size_t j = 0; j < 4; j++) {       /* B^T (d B) */
                 vstore(dst + (0 + j) * step, a[0][j] - a[2][j]);
                 vstore(dst + (4 + j) * step, a[1][j] + a[2][j]);
@@ -1080,13 +1090,13 @@ static void wino_input(const float *xd, size_t cin, size_t H, size_t W, size_t t
 }
 
 /* The outputs of tile rows ty0.. of one image y [cout][H][W] from the
- * products m [16][cout][T]: A^T m A, stored as tiled_pass stores (mode),
+ * products m [16][cout][T] (wino_stride(cout, T) apart): A^T m A, stored as tiled_pass stores (mode),
  * 8 tiles at a time as wino_input takes them. */
 static void wino_output(const float *m, size_t cout, size_t H, size_t W, size_t ty0,
                         size_t rows, const float *bias, int mode, float *y)
 {
     const int add = mode & TILED_ADD, relu = mode & TILED_RELU;
-    const size_t tw = W / 2, T = rows * tw, step = cout * T;
+    const size_t tw = W / 2, T = rows * tw, step = wino_stride(cout, T);
     /* where the outputs of the last 4 of 8 tiles go: on along the row, or
      * two rows down (rows of 4 tiles) */
     const size_t hi_at = tw == 4 ? 2 * W : 8;
@@ -1129,11 +1139,11 @@ static void wino_output(const float *m, size_t cout, size_t H, size_t W, size_t 
  * tile's 4x4 window of the padded input, so the sum over tiles becomes 16
  * products of a [F][tiles] matrix with a [tiles][C] one. */
 
-/* m [16][F][T] = A dy A^T for the tiles of one image dy [F][H][W], at
- * row stride T, 8 tiles at a time as wino_input takes them. */
+/* m [16][F][T] (wino_stride(F, T) apart) = A dy A^T for the tiles of one
+ * image dy [F][H][W], at row stride T, 8 tiles at a time as wino_input takes them. */
 static void wino_dy(const float *dy, size_t F, size_t H, size_t W, size_t T, float *m)
 {
-    const size_t tw = W / 2, tiles = H / 2 * tw, step = F * T;
+    const size_t tw = W / 2, tiles = H / 2 * tw, step = wino_stride(F, T);
     const size_t hi = tw == 4 ? 2 * W : 8;         /* the last 4 of 8 tiles */
     for (size_t f = 0; f < F; f++)
         for (size_t t0 = 0; t0 < tiles; t0 += 8) {
@@ -1206,8 +1216,9 @@ static void wino_dw_out(const float *g, size_t F, size_t C, float *dw)
 /* y [cout][H][W] = bias + (or, with TILED_ADD, y +) the 3x3 correlation,
  * padded by one, of one image x [cin][H][W] with the filters up packed by
  * wino_pack: the image split into xd (floats as for wino_split), then
- * chunks of s->wino_rows tile rows transformed into vm (16 * (cin + cout)
- * * rows * W/2 floats), multiplied and transformed back. */
+ * chunks of s->wino_rows tile rows transformed into vm (16 wino_stride(cin,
+ * T) then 16 wino_stride(cout, T), T = rows * W/2), multiplied and
+ * transformed back. */
 static void wino_image(const conv_settings *s, const float *x, size_t cin, size_t cout,
                        size_t H, size_t W, const float *up, const float *bias, int mode,
                        float *xd, float *vm, float *y)
@@ -1218,10 +1229,11 @@ static void wino_image(const conv_settings *s, const float *x, size_t cin, size_
     for (size_t ty0 = 0; ty0 < th; ty0 += s->wino_rows) {
         const size_t rows = th - ty0 < s->wino_rows ? th - ty0 : s->wino_rows;
         const size_t T = rows * tw;
-        float *v = vm, *m = vm + 16 * cin * T;
+        float *v = vm, *m = vm + 16 * wino_stride(cin, T);
         wino_input(xd, cin, H, W, ty0, rows, T, v);
         for (size_t xi = 0; xi < 16; xi++)
-            wino_gemm(v + xi * cin * T, cin, up + xi * block, cout, T, m + xi * cout * T);
+            wino_gemm(v + xi * wino_stride(cin, T), cin, up + xi * block, cout, T,
+                      m + xi * wino_stride(cout, T));
         wino_output(m, cout, H, W, ty0, rows, bias, mode, y);
     }
 }
@@ -1538,14 +1550,15 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
         for (size_t c0 = n0; want_dw && c0 < n1; c0 += s->wino_group) {
             const size_t cn = n1 - c0 < s->wino_group ? n1 - c0 : s->wino_group;
             const size_t T = cn * tiles;
-            float *v = scratch + s->off_wv, *m = v + 16 * C * T;
+            float *v = scratch + s->off_wv, *m = v + 16 * wino_stride(C, T);
             for (size_t i = 0; i < cn; i++) {
                 wino_split(x + (c0 + i) * CHW, C, s->h, s->w, xp);
                 wino_input(xp, C, s->h, s->w, 0, th, T, v + i * tiles);
                 wino_dy(dy + (c0 + i) * F * P, F, s->h, s->w, T, m + i * tiles);
             }
             for (size_t xi = 0; xi < 16; xi++)
-                wino_dw_gemm(m + xi * F * T, F, v + xi * C * T, C, T, g + xi * F * C);
+                wino_dw_gemm(m + xi * wino_stride(F, T), F, v + xi * wino_stride(C, T), C, T,
+                             g + xi * F * C);
         }
         if (want_dw) wino_dw_out(g, F, C, dw);
         for (size_t n = n0; n < n1; n++) {
