@@ -423,15 +423,15 @@ static void test_conv_reference(void)
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 0, .pw = 1}, 2, 1);
     reference_case("tiled 3x3 p[2,1]", (ref_conv){.c = 4, .h = 8, .w = 8, .f = 8,
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 2, .pw = 1}, 3, 1);
-    /* Tiled by Winograd (3x3 pad 1, rows of 16 or 32 or 8, 32 channels or
-     * more each way): filters and channels past a tile of 4 (34, 33),
+    /* Tiled by Winograd (3x3 pad 1, rows of 16 or 32 or 8, 16 channels or
+     * more each way): filters and channels past a tile of 4 (34, 17),
      * images of one and three tile rows, chunks of 3 tile rows (64
      * channels each way on rows of 32: the last of 8 rows takes 2), chunks
      * of 5 tile rows and then 1 (the weight gradient: 2 images, then 1); 8 wide (rows of 4 tiles, taken two by two) in one
      * chunk, in chunks of 6 and then 2, and past tiles of 4 channels. */
     reference_case("winograd 3x3 p1", (ref_conv){.c = 32, .h = 6, .w = 16, .f = 34,
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 3, 1);
-    reference_case("winograd 3x3 p1 c33", (ref_conv){.c = 33, .h = 2, .w = 32, .f = 32,
+    reference_case("winograd 3x3 p1 c17", (ref_conv){.c = 17, .h = 2, .w = 32, .f = 16,
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 0);
     reference_case("winograd 3x3 p1 chunks", (ref_conv){.c = 64, .h = 16, .w = 32, .f = 64,
                    .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1}, 2, 1);

@@ -84,7 +84,7 @@ enum { CONV_POINTWISE, CONV_DIRECT, CONV_TILED, CONV_IMAGE, CONV_GROUPED };
 #define CONV_ALIGN 16              /* floats: 64-byte scratch buffers */
 #define TILE_F 4                   /* TILED: filters x vectors of 8 outputs */
 #define TILE_V 3                   /*   per register tile of tiled_pass */
-#define WINO_MIN_C 32              /* TILED 3x3 pad 1 convs of at least this many
+#define WINO_MIN_C 16              /* TILED 3x3 pad 1 convs of at least this many
                                       channels in and out go by Winograd */
 #define WINO_BUDGET 6144           /* (in + out channels) x tiles per Winograd
                                       chunk: its transforms stay near 384 KiB */
