@@ -48,6 +48,14 @@ changed() {
     [ "$($TENSORS "$1" | grep "^$3 ")" != "$($TENSORS "$2" | grep "^$3 ")" ]
 }
 
+# moves CKPT "MOVED..." "HELD...": in CKPT every MOVED tensor differs from
+# the pretrained checkpoint's and every HELD one is the same
+moves() {
+    local t
+    for t in $2; do changed "$pre" "$1" "$t" || return 1; done
+    for t in $3; do ! changed "$pre" "$1" "$t" || return 1; done
+}
+
 net "$tmp/pre.yaml" 3 "[a, b, c]" "train: {epochs: 2, batch: 8, optimizer: {type: adam, lr: 0.01}}"
 "$CNN" train "$tmp/pre.yaml" --threads 1 --out "$tmp/pre" >/dev/null 2>&1 \
     || { bad "pretraining failed"; finish finetune; }
@@ -102,8 +110,7 @@ sed -i 's/name: c1,/name: first,/' "$tmp/rn.yaml"
 net "$tmp/bn.yaml" 3 "[a, b, c]" "$ft_train, trainable: batchnorm}"
 "$CNN" finetune "$tmp/bn.yaml" --from "$pre" --threads 1 --out "$tmp/bn" >/dev/null 2>"$tmp/err" \
     || bad "batchnorm only: $(cat "$tmp/err")"
-if ! changed "$pre" "$tmp/bn/last.cnn" c1.weight && ! changed "$pre" "$tmp/bn/last.cnn" fc.weight \
-    && changed "$pre" "$tmp/bn/last.cnn" bn1.gamma && changed "$pre" "$tmp/bn/last.cnn" bn2.beta; then
+if moves "$tmp/bn/last.cnn" "bn1.gamma bn2.beta" "c1.weight fc.weight"; then
     ok "trainable: batchnorm trains gamma and beta only"
 else
     bad "trainable: batchnorm moved the wrong tensors"
@@ -115,20 +122,18 @@ grep -q "trainable: batchnorm: 20 of 375 parameters train" "$tmp/err" \
 net "$tmp/fr.yaml" 3 "[a, b, c]" "$ft_train, freeze: ['c*'], lr_mult: {bn1: 0}}"
 "$CNN" finetune "$tmp/fr.yaml" --from "$pre" --threads 1 --out "$tmp/fr" >/dev/null 2>"$tmp/err" \
     || bad "freeze: $(cat "$tmp/err")"
-if ! changed "$pre" "$tmp/fr/last.cnn" c1.weight && ! changed "$pre" "$tmp/fr/last.cnn" c2.weight \
-    && ! changed "$pre" "$tmp/fr/last.cnn" bn1.gamma && changed "$pre" "$tmp/fr/last.cnn" bn2.gamma \
-    && changed "$pre" "$tmp/fr/last.cnn" fc.weight; then
+if moves "$tmp/fr/last.cnn" "bn2.gamma fc.weight" "c1.weight c2.weight bn1.gamma"; then
     ok "freeze: ['c*'] and lr_mult {bn1: 0} hold those layers"
 else
     bad "freeze/lr_mult moved the wrong tensors"
 fi
+
 # --- lr_mult: the first matching pattern counts; 0 everywhere else trains
 # only the head while batch norm still uses batch statistics
 net "$tmp/lm.yaml" 3 "[a, b, c]" "$ft_train, lr_mult: {fc: 1, '*': 0}}"
 "$CNN" finetune "$tmp/lm.yaml" --from "$pre" --threads 1 --out "$tmp/lm" >/dev/null 2>"$tmp/err" \
     || bad "lr_mult fc only: $(cat "$tmp/err")"
-if ! changed "$pre" "$tmp/lm/last.cnn" c1.weight && ! changed "$pre" "$tmp/lm/last.cnn" bn1.gamma \
-    && changed "$pre" "$tmp/lm/last.cnn" fc.weight; then
+if moves "$tmp/lm/last.cnn" "fc.weight" "c1.weight bn1.gamma"; then
     ok "lr_mult {fc: 1, '*': 0} moves only fc"
 else
     bad "lr_mult {fc: 1, '*': 0} moved the wrong tensors"
