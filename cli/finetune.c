@@ -209,6 +209,9 @@ int cli_apply_trainable(cli_model *m, int trainable, const char *const *freeze,
                 mult = tune->lr_mult[i].value;
                 break;
             }
+        /* lr_mult 0 holds the parameters without freezing the layer (batch
+         * norm keeps batch statistics): no gradient to compute for them */
+        l->held = trains && mult == 0.0f;
         for (size_t j = 0; j < l->nparams; j++) {
             const cnn_param *p = &l->params[j];
             if (!p->trainable) continue;

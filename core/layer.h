@@ -137,6 +137,12 @@ struct cnn_layer {
                                         stay 0), and batch norm normalises with
                                         its running statistics and leaves them
                                         unchanged, in training too */
+    int held;                        /* set by the caller: the trainable
+                                        parameters stay as they are (lr_mult
+                                        0) while the layer otherwise trains
+                                        (batch norm on batch statistics), so
+                                        backward computes no parameter
+                                        gradients (they stay 0) */
     int needs_backward;              /* set by backward: this layer or one
                                         before it has parameters to train (or
                                         the net wants the input gradient) */
@@ -167,6 +173,13 @@ struct cnn_layer {
     int folded;                      /* the conv before did this layer's work:
                                         forward is skipped, y is the conv's */
 };
+
+/* Whether backward computes l's parameter gradients: not when the layer is
+ * frozen or held. */
+static inline int cnn_layer_param_grads(const cnn_layer *l)
+{
+    return !l->frozen && !l->held;
+}
 
 /* Declare parameter j of layer l (used by infer). dims has ndim entries. */
 cnn_param *cnn_layer_param(cnn_layer *l, const char *name, size_t ndim,

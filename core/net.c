@@ -848,7 +848,7 @@ void cnn_net_backward_from(cnn_net *net, size_t target)
         cnn_layer *l = &net->layers[t];
         int needs = net->want_input_grad;
         for (size_t j = 0; j < l->nparams && !needs; j++)
-            needs = l->params[j].trainable && !l->frozen;
+            needs = l->params[j].trainable && cnn_layer_param_grads(l);
         for (size_t k = 0; k < l->ninputs && !needs; k++)
             needs = l->input_ids[k] && net->layers[l->input_ids[k] - 1].needs_backward;
         l->needs_backward = needs;

@@ -218,7 +218,7 @@ void cnn_optim_perturb(cnn_optim *o)
     memcpy(o->saved, net->params, o->n * sizeof *o->saved);
     for (size_t t = 0; t < net->nlayers; t++) {
         cnn_layer *l = &net->layers[t];
-        for (size_t j = 0; j < l->nparams && !l->frozen; j++) {
+        for (size_t j = 0; j < l->nparams && cnn_layer_param_grads(l); j++) {
             cnn_param *p = &l->params[j];
             if (!p->trainable || !p->decay) continue;
             for (size_t i = 0; i < p->size; i++) p->data[i] += std * cnn_rng_normal(&net->rng);

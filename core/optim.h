@@ -100,7 +100,7 @@ double cnn_optim_clip_grad_norm(float *g, size_t n, float max_norm);
 
 /* Weight noise: save the parameters, then add N(0, weight_noise^2) to each
  * conv and dense weight (the parameters declared with decay) of the layers
- * not frozen, drawn from the net's training RNG. No-op when
+ * neither frozen nor held, drawn from the net's training RNG. No-op when
  * cfg.weight_noise is 0. */
 void cnn_optim_perturb(cnn_optim *o);
 

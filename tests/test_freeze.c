@@ -4,8 +4,11 @@
  * them alone; a frozen conv or dense layer makes no parameter gradient but
  * passes the same input gradient on; layers with nothing to train before
  * them skip backward altogether, and the gradients of the layers that do
- * train are bit for bit those of the unfrozen network. Checked on each conv
- * plan (direct, per image, grouped images, pointwise).
+ * train are bit for bit those of the unfrozen network. A held layer
+ * (cnn_layer.held, lr_mult 0) makes no parameter gradient either, but it
+ * trains otherwise: batch norm keeps batch statistics, so every other
+ * gradient is the unfrozen network's. Checked on each conv plan (direct,
+ * per image, grouped images, pointwise).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -17,9 +20,9 @@
 #include "rng.h"
 
 /* A net with random inputs and a fixed output gradient, after one training
- * forward and backward. */
+ * forward and backward, the named layers frozen (or held, if held). */
 static cnn_net *run(test_graph *b, cnn_shape in, size_t N, const char *const *frozen,
-                    size_t nfrozen)
+                    size_t nfrozen, int held)
 {
     cnn_model_spec m = test_graph_model(b, in);
     cnn_error e;
@@ -32,7 +35,8 @@ static cnn_net *run(test_graph *b, cnn_shape in, size_t N, const char *const *fr
     for (size_t f = 0; f < nfrozen; f++) {
         cnn_layer *l = cnn_net_layer(net, frozen[f]);
         CHECK(l != NULL);
-        if (l) l->frozen = 1;
+        if (l && held) l->held = 1;
+        else if (l) l->frozen = 1;
     }
     cnn_net_forward(net, N, 1);
     cnn_layer *out = cnn_net_output(net);
@@ -43,8 +47,8 @@ static cnn_net *run(test_graph *b, cnn_shape in, size_t N, const char *const *fr
 }
 
 /* Compare the trainable parameter gradients of every layer of a (frozen)
- * with b (none frozen): equal where the layer is not frozen, zero where it
- * is. */
+ * with b (none frozen): equal where the layer is not frozen or held, zero
+ * where it is. */
 static void compare(const char *what, cnn_net *a, cnn_net *b)
 {
     for (size_t t = 0; t < a->nlayers; t++) {
@@ -57,7 +61,7 @@ static void compare(const char *what, cnn_net *a, cnn_net *b)
                 differ += pa->grad[i] != pb->grad[i];
                 nonzero += pa->grad[i] != 0.0f;
             }
-            if (la->frozen)
+            if (!cnn_layer_param_grads(la))
                 CHECK_MSG(nonzero == 0, "%s: frozen %s.%s has %zu nonzero gradients", what,
                           la->name, pa->name, nonzero);
             else
@@ -86,20 +90,23 @@ static void test_freezing(cnn_shape in, size_t N, const char *plan)
 {
     test_graph b;
     build_net(&b);
-    cnn_net *ref = run(&b, in, N, NULL, 0);
+    cnn_net *ref = run(&b, in, N, NULL, 0, 0);
     if (!ref) return;
     for (size_t t = 0; t < ref->nlayers; t++)
         CHECK_MSG(ref->layers[t].needs_backward, "%s: unfrozen %s skipped backward", plan,
                   ref->layers[t].name);
 
-    /* the middle conv frozen: c1 and bn1 still get their exact gradients
-     * through it */
-    const char *mid[] = {"c2", "c3"};
-    for (size_t k = 0; k < 2; k++) {
-        cnn_net *net = run(&b, in, N, &mid[k], 1);
+    /* the middle conv frozen or held: c1 and bn1 still get their exact
+     * gradients through it; a held batch norm passes its batch-statistics
+     * gradient on */
+    const struct { const char *name; int held; } mid[] = {
+        {"c2", 0}, {"c3", 0}, {"c2", 1}, {"c3", 1}, {"bn1", 1}};
+    for (size_t k = 0; k < sizeof mid / sizeof *mid; k++) {
+        cnn_net *net = run(&b, in, N, &mid[k].name, 1, mid[k].held);
         if (!net) continue;
         char what[64];
-        snprintf(what, sizeof what, "%s, %s frozen", plan, mid[k]);
+        snprintf(what, sizeof what, "%s, %s %s", plan, mid[k].name,
+                 mid[k].held ? "held" : "frozen");
         compare(what, net, ref);
         cnn_net_free(net);
     }
@@ -107,7 +114,19 @@ static void test_freezing(cnn_shape in, size_t N, const char *plan)
     /* everything but the head frozen: the head's gradient is unchanged and
      * nothing before it runs backward */
     const char *body[] = {"c1", "bn1", "c2", "c3", "bn2"};
-    cnn_net *net = run(&b, in, N, body, 5);
+    /* held instead: the head's gradient is the unfrozen network's, and
+     * still nothing before it runs backward */
+    cnn_net *net = run(&b, in, N, body, 5, 1);
+    if (net) {
+        char what[64];
+        snprintf(what, sizeof what, "%s, body held", plan);
+        compare(what, net, ref);
+        for (size_t t = 0; t + 1 < net->nlayers; t++)
+            CHECK_MSG(!net->layers[t].needs_backward, "%s: %s ran backward", what,
+                      net->layers[t].name);
+        cnn_net_free(net);
+    }
+    net = run(&b, in, N, body, 5, 0);
     if (net) {
         char what[64];
         snprintf(what, sizeof what, "%s, head only", plan);

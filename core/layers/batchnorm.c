@@ -224,14 +224,17 @@ static void bn_backward_sync(cnn_layer *l)
     const float *bmean = l->saved, *binv = l->saved + C;   /* [C] each */
     double *sums = l->sync->scratch;                  /* [2C]: sum dy, sum dy*(x-mean) */
     assert(l->sync->scratch_size >= 2 * C && "sync scratch holds a layer's sums");
+    const int grads = cnn_layer_param_grads(l);
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
         for (size_t n = 0; n < N; n++)
             cnn_norm_dots(l->dy + n * S + c * P, l->x[0] + n * S + c * P, P, bmean[c],
                           &sdy, &sdyx);
-        dgamma[c] += (float)(sdyx * binv[c]);   /* this process's share */
-        dbeta[c] += (float)sdy;
+        if (grads) {
+            dgamma[c] += (float)(sdyx * binv[c]);   /* this process's share */
+            dbeta[c] += (float)sdy;
+        }
         sums[c] = sdy;
         sums[C + c] = sdyx;
     }
@@ -266,7 +269,7 @@ static void bn_backward(cnn_layer *l)
         bn_backward_sync(l);
         return;
     }
-    if (l->frozen) dgamma = dbeta = NULL;
+    if (!cnn_layer_param_grads(l)) dgamma = dbeta = NULL;
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
         float mean, inv;

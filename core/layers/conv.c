@@ -1467,7 +1467,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     float *dxp = scratch + s->off_dxp;                  /* [C][Hp][Wp] */
     float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
-    const int want_dw = !l->frozen;                     /* frozen: dx only */
+    const int want_dw = cnn_layer_param_grads(l);      /* else dx only */
     const int assign = l->dx_assign & 1;                /* write dx, not add */
     if (!want_dw) db = NULL;
     if (t > 0 && want_dw) {
@@ -1685,7 +1685,7 @@ static void conv_backward(cnn_layer *l)
     /* The partials of pieces 1.. in piece order. */
     float *dw = l->params[0].grad;                      /* [F][Kg] */
     float *db = s->bias ? l->params[1].grad : NULL;     /* [F] */
-    for (size_t t = 1; t < nt && !l->frozen; t++) {
+    for (size_t t = 1; t < nt && cnn_layer_param_grads(l); t++) {
         const float *part = l->work + t * s->scratch;
         for (size_t i = 0; i < F * KG; i++) dw[i] += part[s->off_dw + i];
         if (db)

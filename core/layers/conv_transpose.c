@@ -291,7 +291,7 @@ static void backward_piece(cnn_layer *l, size_t t, size_t nt)
     float *scratch = l->work + t * s->scratch;
     float *col = scratch;                                 /* [K][rows*W] */
     float *dw = NULL, *db = NULL;                         /* [C][K], [F] */
-    if (!l->frozen) {
+    if (cnn_layer_param_grads(l)) {
         dw = t ? scratch + s->off_dw : l->params[0].grad;
         db = !s->bias ? NULL : t ? scratch + s->off_db : l->params[1].grad;
         if (t) {
@@ -329,7 +329,7 @@ static void ct_backward(cnn_layer *l)
     const ct_settings *s = l->settings;
     size_t nt = ct_pieces(l);
     ct_run(backward_piece, l, nt);
-    if (l->frozen) return;
+    if (!cnn_layer_param_grads(l)) return;
     float *dw = l->params[0].grad;                     /* [C][K] */
     float *db = s->bias ? l->params[1].grad : NULL;    /* [F] */
     for (size_t t = 1; t < nt; t++) {

@@ -84,7 +84,7 @@ static void dense_backward(cnn_layer *l)
     float *dw = l->params[0].grad;                       /* [units][in] */
     float *db = s->bias ? l->params[1].grad : NULL;      /* [units] */
     float *dx = l->dx[0];                                /* [batch][in] or NULL */
-    if (l->frozen) db = NULL;   /* frozen: dx only */
+    if (!cnn_layer_param_grads(l)) db = NULL;   /* dx only */
     else cnn_gemm(1, 0, nu, ni, nb, 1.0f, dy, nu, x, ni, 1.0f, dw, ni);
     if (db)
         for (size_t n = 0; n < l->batch; n++)

@@ -113,6 +113,7 @@ static void ln_backward(cnn_layer *l)
     const float *gamma = l->params[LN_GAMMA].data;   /* [C] */
     float *dgamma = l->params[LN_GAMMA].grad;        /* [C] */
     float *dbeta = l->params[LN_BETA].grad;          /* [C] */
+    if (!cnn_layer_param_grads(l)) dgamma = dbeta = NULL;
     float *sums = l->work;                           /* [batch][2][C] */
     #pragma omp parallel for schedule(static) if (N * S >= CNN_PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
