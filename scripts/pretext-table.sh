@@ -45,6 +45,16 @@ score() {
     percent "$(accuracy "$CNN" "$RUNS/$1/last.cnn" "$2" "$THREADS")"
 }
 
+# minutes NAME...: the training time of the runs, summed over the epochs
+# of their log.csv (validation included; unlike NAME/seconds it survives
+# a run killed part way, whose unfinished attempt leaves no .partial)
+minutes() {
+    for name; do cat "$RUNS/$name/log.csv"; done | awk -F, '
+        $1 == "epoch" { for (i = 1; i <= NF; i++) if ($i == "seconds") col = i; next }
+        { s += $col }
+        END { printf "%.0f", s / 60 }'
+}
+
 PRETEXT="autoencoder colorization context contrastive supervised"
 for p in $PRETEXT; do
     run "pretrain-$p" "$CNN" train "configs/pretext/$p.yaml"
@@ -84,7 +94,7 @@ echo "| encoder | pretraining (wall) | CIFAR-10 linear probe | CIFAR-10 fine-tun
 echo "|---|---|---|---|---|---|"
 for init in random $PRETEXT; do
     if [ "$init" = random ]; then wall="none"
-    else wall="$(($(cat "$RUNS/pretrain-$init/seconds") / 60)) min"; fi
+    else wall="$(minutes "pretrain-$init") min"; fi
     row="| $init | $wall"
     for mode in probe finetune; do
         row="$row | $(score "cifar10-$mode-$init" "$DATA/cifar10/test")"
@@ -94,3 +104,13 @@ for init in random $PRETEXT; do
     done
     echo "$row |"
 done
+echo
+line="Downstream training time, 6 runs each:"
+for task in cifar10 catsdogs; do
+    for mode in probe finetune; do
+        names=()
+        for init in random $PRETEXT; do names+=("$task-$mode-$init"); done
+        line="$line $task $mode $(minutes "${names[@]}") min;"
+    done
+done
+echo "${line%;}."
