@@ -129,9 +129,20 @@ static int preview(const char *config, const char *const *sets, size_t nsets,
     if (rc) goto out;
     size_t c = cfg.data.input.c, h = cfg.data.input.h, w = cfg.data.input.w;
     count = ds.n;
+    /* the loader normalises as in training, so that cutout fills its
+     * squares with the mean; the tiles undo it. With normalize: auto the
+     * samples' own statistics stand in for the training set's. */
+    float mean[4], std[4];
+    if (cfg.data.has_normalize) {
+        memcpy(mean, cfg.data.mean, sizeof mean);
+        memcpy(std, cfg.data.std, sizeof std);
+    } else {
+        cnn_dataset_stats(&ds, mean, std);
+    }
     cnn_loader_opts lo = {
         .batch = count, .h = h, .w = w, .shuffle = 0,
         .seed = cnn_rng_seed(cfg.seed, 3), .augs = cfg.data.augs, .naugs = cfg.data.naugs,
+        .mean = mean, .std = std,
     };
     x = malloc(count * c * h * w * sizeof *x);
     y = malloc(count * sizeof *y);
@@ -155,7 +166,7 @@ static int preview(const char *config, const char *const *sets, size_t nsets,
     for (size_t i = 0; i < count; i++) {
         int x0 = pad + (int)(i % cols) * (tw + pad);
         int y0 = pad + (int)(i / cols) * (th + label_h + pad);
-        const float *img = x + i * c * h * w;   /* [c][h][w], 0..1 before normalising */
+        const float *img = x + i * c * h * w;   /* [c][h][w], normalised */
         for (int py = 0; py < th; py++)
             for (int px = 0; px < tw; px++) {
                 size_t sy = (size_t)py / scale, sx = (size_t)px / scale;
@@ -163,7 +174,8 @@ static int preview(const char *config, const char *const *sets, size_t nsets,
                                                      (size_t)(x0 + px));
                 for (int k = 0; k < 3; k++) {
                     size_t ch = c >= 3 ? (size_t)k : 0;
-                    float v = img[(ch * h + sy) * w + sx] * 255.0f + 0.5f;
+                    float v = (img[(ch * h + sy) * w + sx] * std[ch] + mean[ch]) * 255.0f
+                              + 0.5f;
                     p[k] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
             }

@@ -850,7 +850,8 @@ static cnn_status parse_input(parse *p, const sect *data, cnn_shape *shape)
     return CNN_OK;
 }
 
-/* mean or std: a list of one number per channel, or one number for all. */
+/* mean or std: a list of one number per channel, or one number (alone or
+ * in a list, as torchvision's Normalize takes [0.5]) for all. */
 static cnn_status channel_values(parse *p, const sect *s, const char *key, size_t c,
                                  range r, float *out)
 {
@@ -865,12 +866,12 @@ static cnn_status channel_values(parse *p, const sect *s, const char *key, size_
         return CNN_OK;
     }
     if (v->kind != NODE_SEQ) return bad_value(p, v, name, "a list of numbers");
-    if (v->n != c)
+    if (v->n != c && v->n != 1)
         return fail(p, v, "%s must have %zu value%s, one per channel "
-                    "(data.input.channels is %zu), got %zu", name, c, c == 1 ? "" : "s",
-                    c, v->n);
+                    "(data.input.channels is %zu), or one for all; got %zu", name, c,
+                    c == 1 ? "" : "s", c, v->n);
     for (size_t i = 0; i < c; i++)
-        if ((st = float_value(p, v->items[i], name, r, &out[i]))) return st;
+        if ((st = float_value(p, v->items[v->n == 1 ? 0 : i], name, r, &out[i]))) return st;
     return CNN_OK;
 }
 

@@ -48,6 +48,10 @@ void cnn_dataset_stats(const cnn_dataset *ds, float *mean, float *std)
         double m = (double)s1 / count;
         double var = (double)s2 / count - m * m;
         mean[ch] = (float)(m / 255.0);
-        std[ch] = (float)(sqrt(var > 0 ? var : 0) / 255.0);
+        /* every pixel is v exactly when the sum of (p - v)^2 = s2 - 2 v s1
+         * + v^2 n is 0, i.e. s1 = v n and s2 = v^2 n */
+        uint64_t n = (uint64_t)ds->n * hw, v = s1 / n;
+        int constant = s1 == v * n && s2 == v * v * n;
+        std[ch] = constant ? 1.0f : (float)(sqrt(var > 0 ? var : 0) / 255.0);
     }
 }

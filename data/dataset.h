@@ -34,7 +34,9 @@ cnn_status cnn_idx_load(const char *images_path, const char *labels_path,
 /* Frees pixels (or unmaps them), labels and class names. */
 void cnn_dataset_free(cnn_dataset *ds);
 
-/* Per-channel mean and standard deviation of the pixels scaled to [0,1]. */
+/* Per-channel mean and standard deviation of the pixels scaled to [0,1].
+ * A channel with one value throughout (an opaque alpha channel) gets std 1,
+ * so normalising makes it 0 instead of dividing by zero. */
 void cnn_dataset_stats(const cnn_dataset *ds, float *mean, float *std);
 
 struct cnn_aug;

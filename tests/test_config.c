@@ -231,6 +231,14 @@ static void test_defaults(void)
     CHECK(cfg.data.mean[0] == 0.5f && cfg.data.mean[2] == 0.5f);
     CHECK_NEAR(cfg.data.std[2], 0.3, 1e-7);
     cnn_config_free(&cfg);
+    /* and so does a list of one, as torchvision's Normalize([0.5], [0.25]) */
+    const char *one = "data:\n  input: {channels: 3, height: 4, width: 4}\n"
+                      "  normalize: {mean: [0.25], std: [0.5]}\n"
+                      "model: {layers: [flatten]}\n";
+    CHECK(parse_text(one, NULL, 0, &cfg, &e) == CNN_OK);
+    CHECK(cfg.data.mean[0] == 0.25f && cfg.data.mean[1] == 0.25f && cfg.data.mean[2] == 0.25f);
+    CHECK(cfg.data.std[0] == 0.5f && cfg.data.std[2] == 0.5f);
+    cnn_config_free(&cfg);
 }
 
 /* The resolved text parses again to the same config, and to the same text. */
@@ -599,7 +607,7 @@ static void test_errors(void)
     EXPECT("data:\n  input: {channels: 3, height: 8, width: 8}\n"
            "  normalize: {mean: [0.5, 0.5], std: [1, 1, 1]}\nmodel: {layers: [relu]}\n",
            3, 21, "data.normalize.mean must have 3 values, one per channel "
-           "(data.input.channels is 3), got 2");
+           "(data.input.channels is 3), or one for all; got 2");
     EXPECT("data:\n  input: {channels: 1, height: 8, width: 8}\n"
            "  normalize: {mean: [0.5], std: [0]}\nmodel: {layers: [relu]}\n",
            3, 34, "data.normalize.std must be > 0, got 0");

@@ -124,6 +124,23 @@ if "$CNN" data preview "$tmp/skip.yaml" --out "$tmp/grid.png" --count 12 --cols 
 else
     bad "data preview: $(cat "$tmp/err")"
 fi
+# the tiles show the pixels before normalisation, but cutout fills its
+# squares with the mean: with squares covering every image the grid
+# follows normalize's mean, without them it does not depend on it
+for m in 0.2 0.8; do
+    for aug in "[flip: horizontal]" "[cutout: {size: 20}]"; do
+        f=$tmp/grid-$m-${aug:1:4}.png
+        config "$tmp/p.yaml" "$good" "on_bad_image: skip" "augment: $aug" \
+            "normalize: {mean: [$m], std: [0.3]}"
+        "$CNN" data preview "$tmp/p.yaml" --out "$f" --count 4 >/dev/null 2>"$tmp/err" \
+            || bad "data preview with $aug: $(cat "$tmp/err")"
+    done
+done
+cmp -s "$tmp/grid-0.2-flip.png" "$tmp/grid-0.8-flip.png" \
+    && ok "data preview undoes normalize" || bad "data preview depends on normalize's mean"
+cmp -s "$tmp/grid-0.2-cuto.png" "$tmp/grid-0.8-cuto.png" \
+    && bad "data preview: cutout squares ignore normalize's mean" \
+    || ok "data preview: cutout squares drawn in the mean colour"
 expect 2 "expected 'preview'" "$CNN" data show "$tmp/skip.yaml"
 
 # --- bad data, each named

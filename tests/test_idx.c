@@ -263,7 +263,7 @@ static void test_stats(void)
     CHECK_NEAR(mean[0], 0.5, 1e-7);
     CHECK_NEAR(std[0], 0.5, 1e-7);
     CHECK_NEAR(mean[1], 0.2, 1e-7);
-    CHECK_NEAR(std[1], 0.0, 1e-7);
+    CHECK_NEAR(std[1], 1.0, 1e-7);   /* one value throughout: 1, not 0 */
 
     /* Against a direct two-pass computation on the small IDX images. */
     double m = 0, v = 0;
