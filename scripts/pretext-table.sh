@@ -45,14 +45,15 @@ score() {
     percent "$(accuracy "$CNN" "$RUNS/$1/last.cnn" "$2" "$THREADS")"
 }
 
-# minutes NAME...: the training time of the runs, summed over the epochs
-# of their log.csv (validation included; unlike NAME/seconds it survives
-# a run killed part way, whose unfinished attempt leaves no .partial)
-minutes() {
+# train_time NAME...: the training time of the runs ("43 min", "28 s"), summed over the epochs
+# of their log.csv (validation and start-up excluded; unlike NAME/seconds,
+# the wall time, it survives a run killed part way, whose unfinished
+# attempt leaves no .partial)
+train_time() {
     for name; do cat "$RUNS/$name/log.csv"; done | awk -F, '
         $1 == "epoch" { for (i = 1; i <= NF; i++) if ($i == "seconds") col = i; next }
         { s += $col }
-        END { printf "%.0f", s / 60 }'
+        END { if (s >= 600) printf "%.0f min", s / 60; else printf "%.0f s", s }'
 }
 
 PRETEXT="autoencoder colorization context contrastive supervised"
@@ -90,11 +91,11 @@ for init in random $PRETEXT; do
     done
 done
 
-echo "| encoder | pretraining (wall) | CIFAR-10 linear probe | CIFAR-10 fine-tune | cats vs dogs, 100/class, linear probe | cats vs dogs, 100/class, fine-tune |"
+echo "| encoder | pretraining (training time) | CIFAR-10 linear probe | CIFAR-10 fine-tune | cats vs dogs, 100/class, linear probe | cats vs dogs, 100/class, fine-tune |"
 echo "|---|---|---|---|---|---|"
 for init in random $PRETEXT; do
     if [ "$init" = random ]; then wall="none"
-    else wall="$(minutes "pretrain-$init") min"; fi
+    else wall="$(train_time "pretrain-$init")"; fi
     row="| $init | $wall"
     for mode in probe finetune; do
         row="$row | $(score "cifar10-$mode-$init" "$DATA/cifar10/test")"
@@ -105,12 +106,12 @@ for init in random $PRETEXT; do
     echo "$row |"
 done
 echo
-line="Downstream training time, 6 runs each:"
+line="Downstream training time (validation excluded), 6 runs each:"
 for task in cifar10 catsdogs; do
     for mode in probe finetune; do
         names=()
         for init in random $PRETEXT; do names+=("$task-$mode-$init"); done
-        line="$line $task $mode $(minutes "${names[@]}") min;"
+        line="$line $task $mode $(train_time "${names[@]}");"
     done
 done
 echo "${line%;}."
