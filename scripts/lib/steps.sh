@@ -8,6 +8,9 @@
 # part way (DIR/last.cnn without DIR/seconds) goes on from its checkpoint
 # with --resume, exactly where it stopped. The wall time of every attempt
 # adds up in DIR.partial; DIR/seconds gets the total once the run is done.
+# An attempt killed together with this shell (a session that ends) cannot
+# add its time; DIR.started, its start stamp, lets the next attempt count
+# it up to its last checkpoint (the time after that was lost work anyway).
 # stdout and stderr go to DIR.out and DIR.err (appended). Returns the
 # command's exit status.
 step() {
@@ -21,9 +24,18 @@ step() {
         echo "== $dir: $*" >&2
     fi
     [ -f "$dir.partial" ] && spent=$(cat "$dir.partial")
+    if [ -f "$dir.started" ] && [ -f "$dir/last.cnn" ]; then
+        local lost=$(($(stat -c %Y "$dir/last.cnn") - $(cat "$dir.started")))
+        if [ "$lost" -gt 0 ]; then   # else it died before its first checkpoint
+            spent=$((spent + lost))
+            echo "$spent" >"$dir.partial"
+        fi
+    fi
+    date +%s >"$dir.started"
     "$@" "${resume[@]}" --out "$dir" >>"$dir.out" 2>>"$dir.err" || rc=$?
     spent=$((spent + SECONDS - start))
     echo "$spent" >"$dir.partial"
+    rm -f "$dir.started"
     if [ "$rc" -ne 0 ]; then
         echo "$dir: exit $rc, see $dir.err" >&2
         return "$rc"
