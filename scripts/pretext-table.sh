@@ -45,10 +45,10 @@ score() {
     percent "$(accuracy "$CNN" "$RUNS/$1/last.cnn" "$2" "$THREADS")"
 }
 
-# train_time NAME...: the training time of the runs ("43 min", "28 s"), summed over the epochs
-# of their log.csv (validation and start-up excluded; unlike NAME/seconds,
-# the wall time, it survives a run killed part way, whose unfinished
-# attempt leaves no .partial)
+# train_time NAME...: the training time of the runs ("43 min", "28 s"),
+# summed over the epochs of their log.csv (validation and start-up
+# excluded; unlike NAME/seconds, the wall time, it is exact for a run
+# killed part way, whose lost attempt steps.sh can only estimate)
 train_time() {
     for name; do cat "$RUNS/$name/log.csv"; done | awk -F, '
         $1 == "epoch" { for (i = 1; i <= NF; i++) if ($i == "seconds") col = i; next }
