@@ -7,7 +7,9 @@
  * stb_image pads a cut-short JPEG with grey and reports success, and says
  * "unknown PNG chunk type" of a cut-short PNG, so those checks are ours. So
  * is refusing a JPEG with a Huffman table of more than 256 codes, which
- * stb_image 2.27 would write past its table (found by tests/fuzz).
+ * stb_image 2.27 would write past its table, or with a scan that uses a
+ * table never defined, which it would read uninitialised (both found by
+ * tests/fuzz).
  *
  * stb_image and stb_image_resize are compiled here, static to this file
  * (the system's libstb also exports them; ours are configured: only the
@@ -106,13 +108,14 @@ static int is_jpeg(const unsigned char *b, size_t n, size_t *start)
     return 1;
 }
 
-/* 1 when a DHT segment (its length field at b[pos]) holds a Huffman table
- * with more than 256 codes. stb_image 2.27 builds each table from its 16
- * code counts without checking their sum against the 256 entries it has
- * room for (2.28 added the check), so such a table writes past it. The
- * tables are read as stb_image reads them, one after another until the
- * segment's length is used up, bytes past the end of the file as 0. */
-static int dht_overflows(const unsigned char *b, size_t n, size_t pos)
+/* Read the DHT segment whose length field is at b[pos] as stb_image reads
+ * it: tables one after another until the length is used up, bytes past the
+ * end of the file as 0. Returns 1 when a table holds more than 256 codes:
+ * stb_image 2.27 builds each table from its 16 code counts without checking
+ * their sum against the 256 entries it has room for (2.28 added the check),
+ * so such a table writes past it. Otherwise sets, in *defined, bit
+ * 4 * class + id of each table the segment defines (class 0 DC, 1 AC). */
+static int dht_read(const unsigned char *b, size_t n, size_t pos, unsigned *defined)
 {
     long left = (long)((size_t)b[pos] << 8 | b[pos + 1]) - 2;
     size_t p = pos + 2;
@@ -123,18 +126,48 @@ static int dht_overflows(const unsigned char *b, size_t n, size_t pos)
         size_t codes = 0;
         for (int i = 0; i < 16; i++, p++) codes += p < n ? b[p] : 0;
         if (codes > 256) return 1;
+        *defined |= 1u << ((q >> 4) * 4 + (q & 15));
         p += codes;
         left -= 17 + (long)codes;
     }
     return 0;
 }
 
-enum { JPEG_OK, JPEG_TRUNCATED, JPEG_BAD_TABLE };
+/* 1 when the scan whose SOS segment (its length field at b[pos]) starts
+ * would decode with a Huffman table that no DHT before it defined.
+ * stb_image 2.27 allocates its tables uninitialised and does not track
+ * which were defined; decoding with such a table reads garbage as code
+ * lengths and indexes past the table with them (found by tests/fuzz).
+ * The tables a scan uses, as stb_image decodes: a sequential frame uses
+ * each component's DC and AC tables; a progressive one, the DC table in a
+ * first DC scan (spectral start 0, Ah 0), none in a DC refinement, the AC
+ * table in an AC scan. Bytes past the end of the file read as 0. */
+static int sos_undefined(const unsigned char *b, size_t n, size_t pos,
+                         int progressive, unsigned defined)
+{
+#define AT(i) (pos + (i) < n ? b[pos + (i)] : 0u)
+    unsigned ns = AT(2);
+    if (ns < 1 || ns > 4) return 0;                    /* stb_image refuses it */
+    unsigned ss = AT(3 + 2 * ns), ah = AT(5 + 2 * ns) >> 4;
+    for (unsigned k = 0; k < ns; k++) {
+        unsigned t = AT(4 + 2 * k), dc = t >> 4, ac = t & 15;
+        if (dc > 3 || ac > 3) return 0;                /* stb_image refuses it */
+        int use_dc = !progressive || (ss == 0 && ah == 0);
+        int use_ac = !progressive || ss > 0;
+        if ((use_dc && !(defined >> dc & 1)) || (use_ac && !(defined >> (4 + ac) & 1)))
+            return 1;
+    }
+    return 0;
+#undef AT
+}
+
+enum { JPEG_OK, JPEG_TRUNCATED, JPEG_BAD_TABLE, JPEG_NO_TABLE };
 
 /* Check the JPEG in b[0..n), from `pos` just past its start-of-image
  * marker: JPEG_TRUNCATED when it ends before its end-of-image marker (FF
  * D9), JPEG_BAD_TABLE when a Huffman table would overflow stb_image's (see
- * dht_overflows). Walks the marker segments by their length fields (so an
+ * dht_read), JPEG_NO_TABLE when a scan uses a table never defined (see
+ * sos_undefined). Walks the marker segments by their length fields (so an
  * EXIF thumbnail inside APP1, with its own FF D9, is skipped); after each
  * SOS header, steps over the entropy-coded data, where FF is followed by
  * 00 (a stuffed byte), D0-D7 (a restart marker) or FF (fill). Running out
@@ -144,6 +177,8 @@ enum { JPEG_OK, JPEG_TRUNCATED, JPEG_BAD_TABLE };
  * an error). A malformed length field is left for stb_image to judge. */
 static int jpeg_check(const unsigned char *b, size_t n, size_t pos)
 {
+    unsigned defined = 0;     /* bit 4 * class + id: the Huffman tables so far */
+    int progressive = -1;     /* the first SOF is SOF2 (stb_image reads only it) */
     for (;;) {
         while (pos < n && b[pos] != 0xFF) pos++;          /* junk */
         while (pos < n && b[pos] == 0xFF) pos++;          /* fill bytes */
@@ -153,7 +188,10 @@ static int jpeg_check(const unsigned char *b, size_t n, size_t pos)
         if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7))
             continue;                         /* markers without a length */
         if (n - pos < 2) return JPEG_TRUNCATED;
-        if (m == 0xC4 && dht_overflows(b, n, pos)) return JPEG_BAD_TABLE;
+        if (m == 0xC4 && dht_read(b, n, pos, &defined)) return JPEG_BAD_TABLE;
+        if (m >= 0xC0 && m <= 0xC2 && progressive < 0) progressive = m == 0xC2;
+        if (m == 0xDA && sos_undefined(b, n, pos, progressive == 1, defined))
+            return JPEG_NO_TABLE;
         size_t len = (size_t)b[pos] << 8 | b[pos + 1];
         if (len < 2) return JPEG_OK;
         if (n - pos < len) return JPEG_TRUNCATED;
@@ -171,12 +209,16 @@ static int jpeg_check(const unsigned char *b, size_t n, size_t pos)
     }
 }
 
-/* A JPEG stb_image must not be given (see dht_overflows), or NULL. */
+/* Why stb_image must not be given the JPEG in b[0..n), or NULL. */
 static const char *jpeg_unsafe(const unsigned char *b, size_t n)
 {
     size_t start;
-    return is_jpeg(b, n, &start) && jpeg_check(b, n, start) == JPEG_BAD_TABLE
-         ? "corrupt JPEG (a Huffman table with more than 256 codes)" : NULL;
+    switch (is_jpeg(b, n, &start) ? jpeg_check(b, n, start) : JPEG_OK) {
+    case JPEG_BAD_TABLE: return "corrupt JPEG (a Huffman table with more than 256 codes)";
+    case JPEG_NO_TABLE:  return "corrupt JPEG (a scan uses a Huffman table that no "
+                                "DHT segment before it defines)";
+    default:             return NULL;
+    }
 }
 
 /* 1 when the PNG in b[0..n) ends before its IEND chunk: the chunks, from
@@ -288,7 +330,7 @@ cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *
     const char *cut = NULL;
     size_t start;
     int jpeg = is_jpeg(bytes, len, &start) ? jpeg_check(bytes, len, start) : JPEG_OK;
-    if (jpeg == JPEG_BAD_TABLE)       /* before stb_image reads the tables */
+    if (jpeg == JPEG_BAD_TABLE || jpeg == JPEG_NO_TABLE)   /* before stb_image */
         return image_fail(e, CNN_ERR_FORMAT, name, "%s", jpeg_unsafe(bytes, len));
     if (jpeg == JPEG_TRUNCATED)
         cut = "truncated JPEG (no end-of-image marker)";

@@ -88,6 +88,14 @@ static unsigned char *read_file(const char *path, size_t *n)
     return buf;
 }
 
+static int write_file(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 static int bytes_equal(const uint8_t *got, const uint8_t *want, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
@@ -333,6 +341,106 @@ static void test_bad_images(void)
     cnn_error_clear(&e);
     check_bad(cnn_image_decode(bmp, sizeof bmp, "flat.bmp", &o, out, &e), &e,
               CNN_ERR_FORMAT, "flat.bmp", "image is 2x0: no pixels");
+}
+
+/* The offset of the n-th (from 0) segment with marker m in the JPEG b[0..len)
+ * (at its FF), walking segments by their lengths and stepping over each
+ * scan's entropy-coded data; len when there is none. */
+static size_t jpeg_segment(const unsigned char *b, size_t len, unsigned m, int n)
+{
+    size_t pos = 2;                                   /* after SOI */
+    while (pos + 4 <= len && b[pos] == 0xFF) {
+        unsigned mk = b[pos + 1];
+        if (mk == 0xD9) break;
+        if (mk == m && n-- == 0) return pos;
+        pos += 2 + ((size_t)b[pos + 2] << 8 | b[pos + 3]);
+        if (mk != 0xDA) continue;
+        while (pos + 1 < len && !(b[pos] == 0xFF && b[pos + 1] != 0x00
+                                  && (b[pos + 1] < 0xD0 || b[pos + 1] > 0xD7)))
+            pos++;
+    }
+    return len;
+}
+
+/* A scan that uses a Huffman table no DHT segment defined is refused
+ * before stb_image 2.27 decodes it with its uninitialised table (found by
+ * fuzzing: tests/fuzz/corpus/image/crash-jpeg-undefined-huffman-table).
+ * The check must know which tables a scan uses: a progressive JPEG from
+ * libjpeg (tests/fixtures/jpeg, by scripts/make-jpeg-fixture.py) names AC
+ * table 0 in its first, DC-only scan before defining it, and decodes. */
+static void test_undefined_huffman_table(void)
+{
+    cnn_image_opts o = {.c = 3, .h = 16, .w = 24, .mode = CNN_RESIZE_STRETCH};
+    uint8_t out[3 * 16 * 24];
+    cnn_error e = {0};
+    size_t n;
+    char path[512];
+    const char *fixtures = getenv("FIXTURES");
+    snprintf(path, sizeof path, "%s/jpeg/progressive.jpg", fixtures ? fixtures : "");
+    unsigned char *prog = read_file(path, &n);
+    CHECK_MSG(n > 0, "cannot read %s (FIXTURES is set by meson test)", path);
+    if (n == 0) {
+        free(prog);
+        return;
+    }
+    CHECK(n > 4 && prog[0] == 0xFF && prog[1] == 0xD8);
+    CHECK(jpeg_segment(prog, n, 0xC2, 0) < n);        /* progressive */
+    CHECK_MSG(cnn_image_decode(prog, n, "progressive.jpg", &o, out, &e) == CNN_OK,
+              "progressive.jpg: %s", e.msg);
+    /* The gradient: red rises left to right, green top to bottom, blue 128
+     * (JPEG quality 90 keeps it within a few levels). */
+    int near = abs(out[0] - 0) < 12 && abs(out[16 * 24 - 1] - 255) < 12
+            && abs(out[16 * 24] - 0) < 12 && abs(out[2 * 16 * 24 - 1] - 255) < 12
+            && abs(out[2 * 16 * 24 + 5 * 24 + 7] - 128) < 12;
+    CHECK_MSG(near, "progressive.jpg decoded to the wrong pixels (R %d..%d, G %d..%d, "
+              "B %d)", out[0], out[16 * 24 - 1], out[16 * 24], out[2 * 16 * 24 - 1],
+              out[2 * 16 * 24 + 5 * 24 + 7]);
+
+    /* Its first DHT for AC table 0 removed: the AC scan after it uses an
+     * undefined table. */
+    size_t at = n;
+    for (int k = 0; (at = jpeg_segment(prog, n, 0xC4, k)) < n; k++)
+        if (prog[at + 4] == 0x10) break;
+    CHECK_MSG(at < n, "progressive.jpg has no DHT for AC table 0");
+    if (at < n) {
+        size_t seg = 2 + ((size_t)prog[at + 2] << 8 | prog[at + 3]);
+        unsigned char *cut = malloc(n);
+        memcpy(cut, prog, at);
+        memcpy(cut + at, prog + at + seg, n - at - seg);
+        cnn_error_clear(&e);
+        check_bad(cnn_image_decode(cut, n - seg, "noac.jpg", &o, out, &e), &e,
+                  CNN_ERR_FORMAT, "noac.jpg", "corrupt JPEG (a scan uses a Huffman "
+                  "table that no DHT segment before it defines)");
+        free(cut);
+    }
+    free(prog);
+
+    /* A baseline JPEG whose scan names DC table 3, or AC table 3, for its
+     * first component; only tables 0 and 1 are defined. */
+    unsigned char *jpg = read_file(fx("bad/good.jpg"), &n);
+    size_t sos = jpeg_segment(jpg, n, 0xDA, 0);
+    CHECK(sos < n && jpg[sos + 4] == 3);               /* 3 components */
+    if (sos < n) {
+        static const unsigned char sel[] = {0x30, 0x03};
+        for (int k = 0; k < 2; k++) {
+            unsigned char keep = jpg[sos + 6];
+            jpg[sos + 6] = sel[k];
+            cnn_error_clear(&e);
+            check_bad(cnn_image_decode(jpg, n, "table3.jpg", &o, out, &e), &e,
+                      CNN_ERR_FORMAT, "table3.jpg", "corrupt JPEG (a scan uses a "
+                      "Huffman table that no DHT segment before it defines)");
+            size_t w, h, c;
+            CHECK(write_file(fx("table3.jpg"), jpg, n) == 0);
+            cnn_error_clear(&e);
+            check_bad(cnn_image_info(fx("table3.jpg"), &w, &h, &c, &e), &e,
+                      CNN_ERR_FORMAT, fx("table3.jpg"), "corrupt JPEG (a scan uses");
+            jpg[sos + 6] = keep;
+        }
+        cnn_error_clear(&e);
+        CHECK_MSG(cnn_image_decode(jpg, n, "good.jpg", &o, out, &e) == CNN_OK,
+                  "good.jpg: %s", e.msg);
+    }
+    free(jpg);
 }
 
 /* A 2x2 24-bit BMP, rows stored top-down (a negative height) unless
@@ -740,6 +848,7 @@ int main(void)
     test_channels();
     test_resize();
     test_bad_images();
+    test_undefined_huffman_table();
     test_top_down_bmp();
     test_listing();
     test_split();
