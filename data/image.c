@@ -209,16 +209,23 @@ static int jpeg_check(const unsigned char *b, size_t n, size_t pos)
     }
 }
 
-/* Why stb_image must not be given the JPEG in b[0..n), or NULL. */
-static const char *jpeg_unsafe(const unsigned char *b, size_t n)
+/* Why stb_image must not be given a JPEG that jpeg_check() judged
+ * status, or NULL when it may (a cut-short file is left to the caller). */
+static const char *jpeg_message(int status)
 {
-    size_t start;
-    switch (is_jpeg(b, n, &start) ? jpeg_check(b, n, start) : JPEG_OK) {
+    switch (status) {
     case JPEG_BAD_TABLE: return "corrupt JPEG (a Huffman table with more than 256 codes)";
     case JPEG_NO_TABLE:  return "corrupt JPEG (a scan uses a Huffman table that no "
                                 "DHT segment before it defines)";
     default:             return NULL;
     }
+}
+
+/* jpeg_check() of b[0..n), or JPEG_OK when it is not a JPEG. */
+static int jpeg_status(const unsigned char *b, size_t n)
+{
+    size_t start;
+    return is_jpeg(b, n, &start) ? jpeg_check(b, n, start) : JPEG_OK;
 }
 
 /* 1 when the PNG in b[0..n) ends before its IEND chunk: the chunks, from
@@ -328,10 +335,9 @@ cnn_status cnn_image_decode(const unsigned char *bytes, size_t len, const char *
 
     /* A cut-short file is called so even when its header is cut too. */
     const char *cut = NULL;
-    size_t start;
-    int jpeg = is_jpeg(bytes, len, &start) ? jpeg_check(bytes, len, start) : JPEG_OK;
-    if (jpeg == JPEG_BAD_TABLE || jpeg == JPEG_NO_TABLE)   /* before stb_image */
-        return image_fail(e, CNN_ERR_FORMAT, name, "%s", jpeg_unsafe(bytes, len));
+    int jpeg = jpeg_status(bytes, len);
+    if (jpeg_message(jpeg))                                /* before stb_image */
+        return image_fail(e, CNN_ERR_FORMAT, name, "%s", jpeg_message(jpeg));
     if (jpeg == JPEG_TRUNCATED)
         cut = "truncated JPEG (no end-of-image marker)";
     else if (len >= 8 && memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0
@@ -429,10 +435,11 @@ cnn_status cnn_image_info(const char *path, size_t *w, size_t *h, size_t *c,
     cnn_status st = read_file(path, &buf, &len, e);
     if (st != CNN_OK) return st;
     int W, H, comp;
+    const char *unsafe = len ? jpeg_message(jpeg_status(buf, len)) : NULL;
     if (len == 0)
         st = image_fail(e, CNN_ERR_FORMAT, path, "empty file (0 bytes)");
-    else if (jpeg_unsafe(buf, len))
-        st = image_fail(e, CNN_ERR_FORMAT, path, "%s", jpeg_unsafe(buf, len));
+    else if (unsafe)
+        st = image_fail(e, CNN_ERR_FORMAT, path, "%s", unsafe);
     else if (len > INT_MAX || !stbi_info_from_memory(buf, (int)len, &W, &H, &comp))
         st = image_fail(e, CNN_ERR_FORMAT, path,
                         "not an image (unknown or unsupported format)");
