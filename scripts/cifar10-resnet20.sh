@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's CIFAR-10 result: configs/cifar10-resnet20.yaml (ResNet-20,
-# 200 epochs, about 5.5 h at 2 threads) trained into runs/cifar10-resnet20,
+# 200 epochs, about 4.7 h at 2 threads alone) trained into runs/cifar10-resnet20,
 # then scored on the 10,000 test images with `cnn eval`.
 #
 # usage: scripts/cifar10-resnet20.sh [THREADS]   (from the repository root;
