@@ -21,4 +21,4 @@ out=runs/cifar10-resnet20
 mkdir -p runs
 step "$out" "$cnn" train configs/cifar10-resnet20.yaml --threads "$threads" || exit 1
 "$cnn" eval "$out/last.cnn" --data "$test_dir" --threads "$threads"
-echo "wall time: $(cat "$out/seconds") s over every attempt (see $out.partial and $out/log.csv)"
+echo "wall time: $(cat "$out/seconds") s over every attempt (each epoch: $out/log.csv)"
