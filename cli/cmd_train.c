@@ -46,8 +46,9 @@
 #define MAX_SETS 64
 
 static const char usage[] =
-    "usage: cnn train CONFIG [--out DIR] [--resume CKPT] [--set KEY=VALUE]...\n"
-    "                        [--seed N] [--threads N] [--max-memory SIZE]\n"
+    "usage: cnn train CONFIG [--out DIR] [--resume CKPT] [--overwrite]\n"
+    "                        [--set KEY=VALUE]... [--seed N] [--threads N]\n"
+    "                        [--max-memory SIZE]\n"
     "\n"
     "Train the network described by CONFIG (YAML) on its data.train split,\n"
     "scoring data.val after every epoch when the config has one.\n"
@@ -59,6 +60,9 @@ static const char usage[] =
     "                   come from CKPT, so the result is the same as an unbroken\n"
     "                   run with the same thread count; the run directory defaults\n"
     "                   to CKPT's folder and its logs are appended to\n"
+    "  --overwrite      start afresh in a run directory that already holds an\n"
+    "                   earlier run's last.cnn or best.cnn (without it, such a\n"
+    "                   directory is refused, exit 2, and nothing in it changes)\n"
     "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=2 or\n"
     "                   --set model.layers.0.conv.filters=8 (repeatable)\n"
     "  --seed N         same as --set seed=N\n"
@@ -82,8 +86,8 @@ static const char usage[] =
 
 static const char finetune_usage[] =
     "usage: cnn finetune CONFIG [--from CKPT] [--out DIR] [--resume CKPT]\n"
-    "                           [--set KEY=VALUE]... [--seed N] [--threads N]\n"
-    "                           [--max-memory SIZE]\n"
+    "                           [--overwrite] [--set KEY=VALUE]... [--seed N]\n"
+    "                           [--threads N] [--max-memory SIZE]\n"
     "\n"
     "Train the network described by CONFIG starting from a pretrained checkpoint:\n"
     "every layer whose name (after finetune.rename) is in CKPT and not listed in\n"
@@ -396,6 +400,7 @@ static void report_nonfinite(const cli_model *m, int grads, double loss, size_t 
 typedef struct train_args {
     const char *config, *out, *resume, *from;
     int finetune;                /* cnn finetune */
+    int overwrite;               /* --overwrite: replace an earlier run in --out */
     const char *sets[MAX_SETS + 1];
     size_t nsets;
     char seed_set[64];
@@ -420,6 +425,8 @@ static int parse_args(int argc, char **argv, train_args *a)
         } else if ((r = cli_opt(argc, argv, &i, "--resume", &v))) {
             if (r < 0) return CLI_EXIT_USAGE;
             a->resume = v;
+        } else if (cli_opt(argc, argv, &i, "--overwrite", NULL)) {
+            a->overwrite = 1;
         } else if ((r = cli_opt(argc, argv, &i, "--set", &v))) {
             if (r < 0 || cli_add_set(argv[0], v, a->sets, &a->nsets, MAX_SETS))
                 return CLI_EXIT_USAGE;
@@ -703,8 +710,13 @@ static int improves(const run_state *rs, double v)
     return rs->maximize ? v > rs->best + rs->min_delta : v < rs->best - rs->min_delta;
 }
 
+/* set when the run directory's best.cnn belongs to the run that
+ * --overwrite replaces (see guard_earlier_run) */
+static int stale_best;
+
 /* Write DIR/FILE; in a data-parallel job only rank 0 writes (every process
- * holds the same weights). */
+ * holds the same weights). The first checkpoint written removes a stale
+ * best.cnn, unless it is that best.cnn. */
 static int save(const char *dir, const char *file, const cli_model *m, const cnn_optim *o,
                 cli_train_state *st, const run_state *rs, int plateau)
 {
@@ -715,15 +727,54 @@ static int save(const char *dir, const char *file, const cli_model *m, const cnn
     snprintf(path, sizeof path, "%s/%s", dir, file);
     int rc = cli_model_save(path, m, o, st);
     st->extra_meta = NULL;
+    if (!rc && stale_best) {
+        stale_best = 0;
+        snprintf(path, sizeof path, "%s/best.cnn", dir);
+        if (strcmp(file, "best.cnn") && remove(path) && errno != ENOENT) {
+            fprintf(stderr, "%s: error: cannot remove the replaced run's checkpoint: %s\n",
+                    path, strerror(errno));
+            rc = CLI_EXIT_RUNTIME;
+        }
+    }
     return rc;
 }
 
-/* "cnn train CONFIG --set ... --resume DIR/last.cnn" for messages. */
-static void print_resume_hint(const train_args *a, const char *dir)
+/* "LEAD cnn train CONFIG --set ... --resume DIR/last.cnn" for messages
+ * (cnn finetune CONFIG --from CKPT ... for a fine-tuning run). */
+static void print_resume_hint(const train_args *a, const char *lead, const char *dir)
 {
-    fprintf(stderr, "resume with: cnn train %s", a->config);
+    fprintf(stderr, "%s cnn %s %s", lead, a->finetune ? "finetune" : "train", a->config);
+    if (a->finetune && a->from) fprintf(stderr, " --from %s", a->from);
     for (size_t i = 0; i < a->nsets; i++) fprintf(stderr, " --set '%s'", a->sets[i]);
     fprintf(stderr, " --resume %s/last.cnn\n", dir);
+}
+
+/* A fresh run (or a resume writing into another run's folder) would write
+ * over the checkpoints of the run already in DIR: refuse, unless
+ * --overwrite. Then *stale says that DIR's best.cnn is the earlier
+ * run's: save() removes it once this run has a checkpoint of its own, so
+ * that it neither sits beside a new last.cnn (a run without validation
+ * writes none) nor feeds restore_best after a resume. */
+static int guard_earlier_run(const train_args *a, const char *dir, int *stale)
+{
+    char last[4200], best[4200], rdir[4096];
+    struct stat sd, sr;
+    snprintf(last, sizeof last, "%s/last.cnn", dir);
+    snprintf(best, sizeof best, "%s/best.cnn", dir);
+    int has_last = access(last, F_OK) == 0, has_best = access(best, F_OK) == 0;
+    if (!has_last && !has_best) return 0;
+    if (a->resume && !stat(dir, &sd) && !stat(dir_of(a->resume, rdir, sizeof rdir), &sr)
+        && sd.st_dev == sr.st_dev && sd.st_ino == sr.st_ino)
+        return 0;    /* continuing the run in its own folder */
+    if (a->overwrite) {
+        *stale = has_best;
+        return 0;
+    }
+    fprintf(stderr, "%s: error: the run directory already holds %s from an earlier run; "
+            "to keep it, give another --out DIR; to replace it, add --overwrite\n", dir,
+            has_last && has_best ? "last.cnn and best.cnn" : has_last ? "last.cnn" : "best.cnn");
+    if (!a->resume && has_last) print_resume_hint(a, "  or continue that run:", dir);
+    return CLI_EXIT_USAGE;
 }
 
 /* Does anything but "train every parameter" apply? */
@@ -896,7 +947,9 @@ static int train(const train_args *a, int *agreed)
     if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
     else if (a->resume) dir_of(a->resume, dir, sizeof dir);
     else snprintf(dir, sizeof dir, "runs/%s", m.cfg.name);
-    if (rank == 0 && (rc = check_out_dir(dir))) goto out;
+    stale_best = 0;
+    if (rank == 0 && ((rc = guard_earlier_run(a, dir, &stale_best)) || (rc = check_out_dir(dir))))
+        goto out;
     if ((rc = cli_load_train_val(&m.cfg, 1, &train_ds, &val_ds))) goto out;
     int has_val = val_ds.n > 0;
     size_t need = train_ds.nclasses > val_ds.nclasses ? train_ds.nclasses : val_ds.nclasses;
@@ -1159,7 +1212,7 @@ static int train(const train_args *a, int *agreed)
                     stop_signal == SIGTERM ? "SIGTERM" : stop_signal ? "SIGINT"
                     : "another process was interrupted", epoch + 1, rs.position,
                     per_epoch, st.step, dir);
-            print_resume_hint(a, dir);
+            print_resume_hint(a, "resume with:", dir);
             rc = EXIT_INTERRUPTED;
             *agreed = 1;
             goto out;
@@ -1242,7 +1295,7 @@ static int train(const train_args *a, int *agreed)
                     "checkpoint: %s/last.cnn\n", stop_signal == SIGTERM ? "SIGTERM"
                     : stop_signal ? "SIGINT" : "another process was interrupted",
                     g.epoch, ts->epochs, st.step, dir);
-            if (!stopped && g.epoch < ts->epochs) print_resume_hint(a, dir);
+            if (!stopped && g.epoch < ts->epochs) print_resume_hint(a, "resume with:", dir);
             rc = EXIT_INTERRUPTED;
             *agreed = 1;
             goto out;

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 [ -d build ] || meson setup build >&2
 ninja -C build >&2
-./build/cli/cnn train configs/lenet5-fashion.yaml --out runs/lenet5-fashion
+./build/cli/cnn train configs/lenet5-fashion.yaml --out runs/lenet5-fashion --overwrite
 ./build/cli/cnn eval runs/lenet5-fashion/last.cnn

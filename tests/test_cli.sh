@@ -152,13 +152,42 @@ PY
     printf '\xff' | dd of="$tmp/flip.cnn" bs=1 seek=3000 conv=notrunc 2>/dev/null
     expect 1 "$tmp/flip.cnn" "$CNN" eval "$tmp/flip.cnn"
 
-    # a failed run (non-finite loss) exits 1 and leaves the earlier checkpoint intact
-    before=$(cksum <"$run/last.cnn")
-    expect 1 "not finite" "$CNN" train configs/lenet5-fashion.yaml --out "$run" \
-        --set data.train.limit=512 --set data.val.limit=64 --set train.optimizer.lr=1e30 \
-        --set train.epochs=1
-    [ "$(cksum <"$run/last.cnn")" = "$before" ] && ok "failed run leaves last.cnn intact" \
-        || bad "last.cnn changed by a failed run"
+    # a new run into a folder that holds one is refused, and changes nothing
+    small="--set data.train.limit=512 --set data.val.limit=64 --set train.epochs=1"
+    before=$(cat "$run/last.cnn" "$run/best.cnn" "$run/log.jsonl" | cksum)
+    # shellcheck disable=SC2086
+    expect 2 "$run: error: the run directory already holds last.cnn and best.cnn from an earlier run; to keep it, give another --out DIR; to replace it, add --overwrite" \
+        "$CNN" train configs/lenet5-fashion.yaml --out "$run" $small
+    grep -qF "or continue that run: cnn train configs/lenet5-fashion.yaml --set 'data.train.limit=512'" "$tmp/err" \
+        && grep -qF -- "--resume $run/last.cnn" "$tmp/err" && ok "... and says how to resume it" \
+        || bad "refusal without the resume command: $(cat "$tmp/err")"
+    # ... and so is a resume that would write into another run's folder
+    cp -r "$run" "$tmp/run2"
+    expect 2 "$tmp/run2: error: the run directory already holds" \
+        "$CNN" train configs/lenet5-fashion.yaml --resume "$run/last.cnn" --out "$tmp/run2"
+    [ "$(cat "$run/last.cnn" "$run/best.cnn" "$run/log.jsonl" | cksum)" = "$before" ] \
+        && cmp -s "$run/last.cnn" "$tmp/run2/last.cnn" \
+        && ok "refused runs leave the checkpoints and the log as they were" \
+        || bad "a refused run changed the run directory"
+
+    # a failed run (non-finite loss), even with --overwrite, exits 1 and leaves
+    # the earlier checkpoints intact
+    # shellcheck disable=SC2086
+    expect 1 "not finite" "$CNN" train configs/lenet5-fashion.yaml --out "$run" --overwrite \
+        $small --set train.optimizer.lr=1e30
+    cmp -s "$run/last.cnn" "$tmp/run2/last.cnn" && cmp -s "$run/best.cnn" "$tmp/run2/best.cnn" \
+        && ok "failed run leaves last.cnn and best.cnn intact" \
+        || bad "last.cnn or best.cnn changed by a failed run"
+
+    # --overwrite replaces the run; without validation data the new run writes
+    # no best.cnn, and the old one goes rather than sit beside the new last.cnn
+    # shellcheck disable=SC2086
+    run_ok "train --overwrite" "$CNN" train configs/lenet5-fashion.yaml --out "$tmp/run2" \
+        --overwrite $small --set data.val=null
+    [ -s "$tmp/run2/last.cnn" ] && ! cmp -s "$tmp/run2/last.cnn" "$run/last.cnn" \
+        && [ ! -e "$tmp/run2/best.cnn" ] && [ "$(wc -l <"$tmp/run2/log.jsonl")" -eq 1 ] \
+        && ok "--overwrite: a new last.cnn and log, the replaced run's best.cnn removed" \
+        || bad "after --overwrite: $(ls "$tmp/run2"), $(wc -l <"$tmp/run2/log.jsonl") log lines"
 fi
 
 finish cli

@@ -174,6 +174,20 @@ if "$CNN" finetune "$tmp/st1.yaml" --from "$pre" --threads 1 --out "$tmp/cut" >/
 else
     bad "resume at a stage boundary: $(tail -3 "$tmp/err")"
 fi
+# a second fine-tune into that folder is refused; the command it offers,
+# cnn finetune with the same --from, continues the run
+expect 2 "$tmp/cut: error: the run directory already holds last.cnn" \
+    "$CNN" finetune "$tmp/st.yaml" --from "$pre" --threads 1 --out "$tmp/cut" --set train.epochs=4 \
+    --set train.stages.1.epochs=3
+hint=$(sed -n 's/^  or continue that run: //p' "$tmp/err")
+[ "$hint" = "cnn finetune $tmp/st.yaml --from $pre --set 'train.epochs=4' --set 'train.stages.1.epochs=3' --resume $tmp/cut/last.cnn" ] \
+    && ok "the refusal offers the finetune --from command that resumes" || bad "resume hint: '$hint'"
+if eval "\"$CNN\" ${hint#cnn }" >/dev/null 2>"$tmp/err" \
+    && [ "$(wc -l <"$tmp/cut/log.jsonl")" -eq 4 ]; then
+    ok "... and that command trains the fourth epoch"
+else
+    bad "the offered command: $(tail -3 "$tmp/err")"
+fi
 net "$tmp/bad.yaml" 2 "[a, b]" "train: {epochs: 5, stages: [{epochs: 1}, {epochs: 2}]}"
 expect 2 "train.epochs is 5 but the stages add up to 3 epochs" "$CNN" check "$tmp/bad.yaml"
 net "$tmp/bad.yaml" 2 "[a, b]" "train: {trainable: heads}"

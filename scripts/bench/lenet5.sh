@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 cnn_rate() {  # threads -> images/s of the second epoch
-    $cnn train configs/lenet5-fashion.yaml --out "$tmp/run" --threads "$1" \
+    $cnn train configs/lenet5-fashion.yaml --out "$tmp/run" --overwrite --threads "$1" \
         --set data.train.limit="$images" --set train.epochs=2 \
         >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
     sed -n '2s/.*"images_per_s": \([0-9.]*\).*/\1/p' "$tmp/run/log.jsonl"
