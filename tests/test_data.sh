@@ -138,9 +138,28 @@ for m in 0.2 0.8; do
 done
 cmp -s "$tmp/grid-0.2-flip.png" "$tmp/grid-0.8-flip.png" \
     && ok "data preview undoes normalize" || bad "data preview depends on normalize's mean"
-cmp -s "$tmp/grid-0.2-cuto.png" "$tmp/grid-0.8-cuto.png" \
-    && bad "data preview: cutout squares ignore normalize's mean" \
-    || ok "data preview: cutout squares drawn in the mean colour"
+# the pixels: 8x6 images drawn 8 times larger, tiles 64x48 at x = 4 + 68 i,
+# y = 4, with the class name below; a 20-pixel cutout square hides all of
+# an image, so its tile is the mean alone: 0.2 * 255 -> 51, 0.8 -> 204
+tiles() {   # FILE: the colours of each of the 4 tiles, ';' between tiles
+    for i in 0 1 2 3; do
+        python3 tests/png_pixels.py "$1" $((4 + 68 * i)) 4 64 48 | tr '\n' ' '
+        echo ";"
+    done | tr -d '\n'
+}
+for m in 0.2:51 0.8:204; do
+    v=${m#*:} want=""
+    for i in 0 1 2 3; do want="$want$v $v $v 3072 ;"; done
+    got=$(tiles "$tmp/grid-${m%:*}-cuto.png")
+    [ "$got" = "$want" ] && ok "data preview: cutout tiles are the mean colour ($v) and nothing else" \
+        || bad "cutout tiles with mean ${m%:*}: '$got', want '$want'"
+done
+colours=$(python3 tests/png_pixels.py "$tmp/grid-0.2-flip.png" 4 4 64 48 | wc -l)
+[ "$colours" -gt 4 ] && ok "data preview: an image tile has $colours colours" \
+    || bad "data preview: an image tile has $colours colours"
+label=$(python3 tests/png_pixels.py "$tmp/grid-0.2-flip.png" 4 54 64 12 | grep -c "^0 0 0 ")
+[ "$label" -eq 1 ] && ok "data preview: the class name is drawn under the tile" \
+    || bad "data preview: no black label pixels under the first tile"
 expect 2 "expected 'preview'" "$CNN" data show "$tmp/skip.yaml"
 
 # --- bad data, each named
