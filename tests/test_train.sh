@@ -100,8 +100,8 @@ grep -q "stopped .* checkpoint: $tmp/int/last.cnn" "$tmp/err" \
 "$CNN" eval "$tmp/int/last.cnn" --json >"$tmp/eval.json" 2>"$tmp/eval.err" \
     && grep -q '"samples": 300' "$tmp/eval.json" \
     && ok "cnn eval reads the interrupted checkpoint" || bad "eval: $(cat "$tmp/eval.err")"
-# where the interrupt stopped ("epoch E after batch B"): usually epoch 2, but
-# a fast machine may already be in epoch 3 by then; the resume must say the same
+# where the interrupt stopped ("epoch E after batch B"): epoch 2 or 3,
+# depending on the machine's speed; the resume must say the same
 where=$(sed -n 's/^SIGINT: stopped during \(epoch [0-9]* after batch [0-9]*\) of.*/\1/p' "$tmp/err")
 if "$CNN" train "$full" --threads 1 --resume "$tmp/int/last.cnn" >"$tmp/out" 2>"$tmp/err"; then
     [ -n "$where" ] && grep -q "resuming from $tmp/int/last.cnn in $where of" "$tmp/err" \
